@@ -1,0 +1,1 @@
+"""Data flow: FASTA/FASTQ -> records -> cleaned records -> tokens, plus exact edit distances."""

@@ -1,0 +1,116 @@
+"""The LightningDataModule: load and clean records, split them, and serve triplets and eval sets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from neurohash.data.cleaning import Cleaning
+from neurohash.data.edit_distance import cached_distance_matrix
+from neurohash.data.fasta import SequenceRecord
+from neurohash.data.kmers import nearest_relatives
+from neurohash.data.sources import load_records
+from neurohash.data.splits import Split
+from neurohash.data.triplets import (
+    PairSampling,
+    SequenceCollate,
+    SequenceDataset,
+    TripletCollate,
+    TripletDataset,
+    TripletSampler,
+)
+
+log = logging.getLogger(__name__)
+
+
+class EditDistanceDataModule(L.LightningDataModule):
+    """Sequences of one FASTA/FASTQ source, split leakage-free, with exact distance targets.
+
+    ``max_len`` is both the padding length and the normaliser L of NeuroSEED's targets ED / L.
+    Validation and test use at most ``eval_size`` sequences each; their exact distance matrices
+    are computed once and cached by content hash.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        split: Callable[[list[SequenceRecord]], Split],
+        cleaning: Cleaning | None = None,
+        pairs: PairSampling | None = None,
+        max_len: int = 1600,
+        max_seqs: int | None = None,
+        eval_size: int = 1000,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        seed: int = 0,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.path, self.split_fn = path, split
+        self.cleaning = cleaning or Cleaning(max_len=max_len)
+        if self.cleaning.max_len is None or self.cleaning.max_len > max_len:
+            self.cleaning.max_len = max_len
+        self.pairs = pairs or PairSampling()
+        self.max_len, self.max_seqs, self.eval_size = max_len, max_seqs, eval_size
+        self.batch_size, self.eval_batch_size, self.num_workers = (
+            batch_size,
+            eval_batch_size,
+            num_workers,
+        )
+        self.seed, self.cache_dir = seed, cache_dir
+        self.records: list[SequenceRecord] = []
+        self.split: Split | None = None
+        self.seqs: dict[str, list[str]] = {}
+        self.exact: dict[str, np.ndarray] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.split is not None:
+            return
+        self.records, stats = load_records(self.path, self.cleaning, self.max_seqs, self.seed)
+        self.cleaning_stats = asdict(stats)
+        self.split = self.split_fn(self.records)
+        for part in ("train", "val", "test"):
+            index = getattr(self.split, part)
+            if part != "train":
+                index = index[: self.eval_size]
+            self.seqs[part] = [self.records[i].seq for i in index]
+        log.info("split sizes: %s", {k: len(v) for k, v in self.seqs.items()})
+        self.neighbours = nearest_relatives(self.seqs["train"], self.pairs.neighbours)
+
+    def exact_distances(self, part: str) -> np.ndarray:
+        """Exact edit-distance matrix of the val or test sequences (cached)."""
+        if part not in self.exact:
+            self.exact[part] = cached_distance_matrix(self.seqs[part], self.cache_dir)
+        return self.exact[part]
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = TripletSampler(len(self.seqs["train"]), self.neighbours, self.pairs, self.seed)
+        return DataLoader(
+            TripletDataset(self.seqs["train"], self.pairs.mutation, self.max_len),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=TripletCollate(self.max_len, self.pairs.cross_pairs),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=True,
+        )
+
+    def sequence_loader(self, seqs: list[str]) -> DataLoader:
+        return DataLoader(
+            SequenceDataset(seqs),
+            batch_size=self.eval_batch_size,
+            collate_fn=SequenceCollate(self.max_len),
+            num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self.sequence_loader(self.seqs["val"])
+
+    def test_dataloader(self) -> DataLoader:
+        return self.sequence_loader(self.seqs["test"])

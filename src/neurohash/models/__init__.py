@@ -1,0 +1,1 @@
+"""Encoders (sequence -> embedding), geometries (embedding pair -> distance) and losses."""

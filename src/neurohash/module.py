@@ -1,0 +1,161 @@
+"""The LightningModule: encoder + geometry + loss, trained on triplets, judged on full matrices."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from neurohash.data.tokens import encode
+from neurohash.metrics import distance_metrics
+from neurohash.models.encoders.base import Encoder
+from neurohash.models.geometry import Geometry
+
+class DistanceEmbeddingModule(L.LightningModule):
+    """Learns embeddings whose ``geometry`` distance approximates ED / ``normaliser``.
+
+    ``config`` (the resolved model/distance/loss/data settings) is stored in checkpoints so that
+    ``neurohash.checkpoint.load_module`` can rebuild the exact model anywhere.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        geometry: Geometry,
+        loss: nn.Module,
+        normaliser: int,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters("normaliser", "config")
+        self.encoder, self.geometry, self.loss = encoder, geometry, loss
+        self.normaliser = normaliser
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self._eval: dict[str, list[torch.Tensor]] = {}
+        self.test_pairs: tuple[np.ndarray, np.ndarray] | None = None
+        self.best_val_rmse = math.inf
+
+    @property
+    def trainable_encoder(self) -> bool:
+        return any(p.requires_grad for p in self.encoder.parameters())
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.encoder(tokens)
+
+    def pair_distances(self, tokens: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """Predicted distances of the (P, 2) index pairs of a batch; each sequence embedded once."""
+        emb = self(tokens)
+        return self.geometry(emb[pairs[:, 0]], emb[pairs[:, 1]])
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        pred = self.pair_distances(batch["tokens"], batch["pairs"])
+        true = batch["edit_distance"] / self.normaliser
+        loss = self.loss(pred, true, n_triplets=len(batch["tokens"]) // 3)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss {loss.item()} at step {self.global_step}")
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/rmse_pct", 100 * torch.sqrt(torch.mean((pred.detach() - true) ** 2)))
+        return loss
+
+    # evaluation: embed each sequence once, then compare full matrices
+    def _collect(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
+        self._eval.setdefault(stage, []).append(self(batch["tokens"]).float().cpu())
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._collect("val", batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._collect("test", batch)
+
+    def _evaluate(self, stage: str) -> dict[str, float]:
+        emb = torch.cat(self._eval.pop(stage, []))
+        exact = self.trainer.datamodule.exact_distances(stage)
+        if len(emb) != len(exact):  # sanity-check runs see only part of the set
+            exact = exact[: len(emb), : len(emb)]
+        metrics, pred = self.matrix_metrics(emb, exact)
+        if stage == "test":
+            i, j = np.triu_indices(len(exact), k=1)
+            self.test_pairs = (pred[i, j] * self.normaliser, exact[i, j])
+        return metrics
+
+    @torch.no_grad()
+    def matrix_metrics(
+        self, emb: torch.Tensor, exact: np.ndarray
+    ) -> tuple[dict[str, float], np.ndarray]:
+        pred = (
+            self.geometry.pairwise(emb.to(self.device), emb.to(self.device)).cpu().double().numpy()
+        )
+        if not np.isfinite(pred).all():
+            raise FloatingPointError("non-finite predicted distances in evaluation")
+        return distance_metrics(pred, exact, self.normaliser), pred
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._evaluate("val")
+        if not self.trainer.sanity_checking:
+            self.best_val_rmse = min(self.best_val_rmse, metrics["rmse_pct"])
+            metrics["rmse_pct_best"] = self.best_val_rmse
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()}, sync_dist=False)
+        self._log_geometry()
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({f"test/{k}": v for k, v in self._evaluate("test").items()})
+
+    def _log_geometry(self) -> None:
+        self.log("geometry/scale", self.geometry.scale.detach())
+        radius = getattr(self.geometry, "radius", None)
+        if radius is not None:
+            self.log("geometry/radius", radius.detach())
+
+    @torch.no_grad()
+    def fit_scale(self, batches: Iterable[dict[str, torch.Tensor]]) -> float:
+        """Closed-form least-squares output scale: argmin_a sum (a * d - ED / L)^2."""
+        num = den = 0.0
+        for batch in batches:
+            self.geometry.log_scale.zero_()
+            tokens, pairs = batch["tokens"].to(self.device), batch["pairs"].to(self.device)
+            pred = self.pair_distances(tokens, pairs).double()
+            true = batch["edit_distance"].to(pred) / self.normaliser
+            num, den = num + float((pred * true).sum()), den + float((pred * pred).sum())
+        scale = num / den if den > 0 else 1.0
+        self.geometry.log_scale.fill_(math.log(max(scale, 1e-12)))
+        return scale
+
+    def on_fit_start(self) -> None:
+        if not self.trainable_encoder:  # k-mer baseline: only the scale, fitted exactly
+            loader = self.trainer.datamodule.train_dataloader()
+            self.fit_scale(batch for i, batch in zip(range(32), loader, strict=False))
+
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(
+            optimizer, total_steps=self.trainer.estimated_stepping_batches
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+@torch.no_grad()
+def embed_sequences(
+    module: DistanceEmbeddingModule, seqs: list[str], max_len: int, batch_size: int = 256
+) -> torch.Tensor:
+    """Embeddings (N, D) of cleaned sequences, in batches, in eval mode, on the module's device."""
+    was_training = module.training
+    module.eval()
+    out = [
+        module(encode(seqs[i : i + batch_size], max_len).to(module.device)).float().cpu()
+        for i in range(0, len(seqs), batch_size)
+    ]
+    module.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, module.encoder.embedding_dim)

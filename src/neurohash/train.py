@@ -1,0 +1,109 @@
+"""The training job behind the root ``train.py``: fit, test, compare with the k-mer baseline, and
+leave checkpoints, the resolved config, ``metrics.json`` and a plot in the run directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from neurohash.data.datamodule import EditDistanceDataModule
+from neurohash.losses import MSEDistanceLoss
+from neurohash.models.encoders import KmerEncoder
+from neurohash.module import DistanceEmbeddingModule, embed_sequences
+from neurohash.plots import plot_pred_vs_true
+
+log = logging.getLogger(__name__)
+
+
+def stored_config(cfg: DictConfig) -> dict[str, Any]:
+    """What a checkpoint must carry to rebuild and evaluate the model: resolved, plain dicts."""
+    keep = {key: cfg[key] for key in ("model", "distance", "loss")}
+    keep["data"] = {"max_len": cfg.data.max_len, "cleaning": cfg.data.cleaning}
+    return OmegaConf.to_container(OmegaConf.create(keep), resolve=True)
+
+
+def build_module(cfg: DictConfig) -> DistanceEmbeddingModule:
+    return DistanceEmbeddingModule(
+        encoder=instantiate(cfg.model),
+        geometry=instantiate(cfg.distance),
+        loss=instantiate(cfg.loss),
+        normaliser=cfg.data.max_len,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        config=stored_config(cfg),
+    )
+
+
+def kmer_baseline(datamodule: EditDistanceDataModule, cfg: DictConfig) -> dict[str, float]:
+    """k-mer frequency baseline on the same test set: least-squares scale, no training."""
+    module = DistanceEmbeddingModule(
+        encoder=KmerEncoder(datamodule.max_len, cfg.baseline.k),
+        geometry=instantiate(cfg.baseline.distance),
+        loss=MSEDistanceLoss(),
+        normaliser=datamodule.max_len,
+    )
+    loader = datamodule.train_dataloader()
+    module.fit_scale(batch for _, batch in zip(range(32), loader, strict=False))
+    emb = embed_sequences(module, datamodule.seqs["test"], datamodule.max_len)
+    metrics, _ = module.matrix_metrics(emb, datamodule.exact_distances("test"))
+    return metrics
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit and test one model; return the flat metrics dict that is written to metrics.json."""
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    datamodule: EditDistanceDataModule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    module = build_module(cfg)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    if not loggers:  # nothing to report learning rates to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_time = time.perf_counter() - start
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    trainer.test(module, datamodule=datamodule, ckpt_path=best or None)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    metrics.update({f"baseline/{k}": v for k, v in kmer_baseline(datamodule, cfg).items()})
+    metrics.update(
+        {
+            "train/time_s": train_time,
+            "train/epochs": trainer.current_epoch,
+            "data/train_seqs": len(datamodule.seqs["train"]),
+            "data/test_seqs": len(datamodule.seqs["test"]),
+            "data/normaliser": datamodule.max_len,
+        }
+    )
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        job_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        OmegaConf.save(job_config, output_dir / "config.yaml", resolve=True)
+        write_json(output_dir / "metrics.json", metrics)
+        if module.test_pairs is not None:
+            names = [node._target_.rsplit(".", 1)[-1] for node in (cfg.model, cfg.distance)]
+            title = f"{names[0]} / {names[1]}: test %RMSE {metrics['test/rmse_pct']:.2f}"
+            title += f" (k-mer baseline {metrics['baseline/rmse_pct']:.2f})"
+            plot_pred_vs_true(*module.test_pairs, output_dir / "pred_vs_true.png", title)
+    log.info("metrics: %s", json.dumps(metrics, indent=1))
+    return metrics

@@ -1,0 +1,207 @@
+"""`neurohash evaluate` end to end: a tiny real model is trained once, then scored by the CLI
+run as a user runs it (a subprocess), on real V4 reads, on RNA-alphabet Rfam records and on
+broken inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from neurohash import __version__
+from neurohash.cli import main
+from neurohash.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+V4 = DATA / "study550_v4_amplicons.fasta.gz"
+RFAM = DATA / "rfam_5_8s_rrna.fasta.gz"
+INFLUENZA = DATA / "influenza_a_segments.fasta.gz"
+SCRIPT = ROOT / ".venv" / "bin" / "neurohash"
+MAX_LEN = 160
+METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
+
+
+def compose_run(run_dir: Path, overrides: list[str]) -> DictConfig:
+    """Compose conf/train.yaml as `python train.py ...` would, with the run directory set."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    cfg.hydra.runtime.output_dir = str(run_dir)  # what @hydra.main sets before the job runs
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # the job sees its config without the hydra node, as under @hydra.main
+        if cfg.get("logger") is None and cfg.get("callbacks"):
+            # LearningRateMonitor raises without a logger (conf/callbacks/default.yaml)
+            cfg.callbacks.pop("learning_rate_monitor", None)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CNN/euclidean model (max_len 160) trained for 3 steps on 300 real V4 reads."""
+    run_dir = tmp_path_factory.mktemp("cli_run")
+    overrides = [
+        "data=fasta",
+        f"data.path={V4}",
+        f"data.max_len={MAX_LEN}",
+        "data.max_seqs=300",
+        "data.eval_size=40",
+        "model=cnn",
+        "distance=euclidean",
+        "trainer.max_epochs=1",
+        "++trainer.limit_train_batches=3",
+        "trainer.accelerator=cpu",
+        "data.num_workers=0",
+        "logger=none",
+        f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={run_dir / 'cache'}",
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: two threads only contend on a busy 2-core runner
+    try:
+        train(compose_run(run_dir, overrides))
+    finally:
+        torch.set_num_threads(threads)
+    path = run_dir / "checkpoints" / "last.ckpt"
+    assert path.is_file(), sorted(p.name for p in run_dir.rglob("*"))
+    return path
+
+
+def run_cli(*args: str | Path, script: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI in a fresh process: `python -m neurohash.cli` or the installed console script."""
+    command = [str(script)] if script else [sys.executable, "-m", "neurohash.cli"]
+    env = {**os.environ, "COLUMNS": "120"}
+    return subprocess.run(
+        [*command, *map(str, args)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
+    )
+
+
+def check_report(report: dict, n_seqs: int) -> None:
+    """Keys and value ranges of a successful `evaluate --json` report."""
+    for key in METRICS:
+        assert isinstance(report[key], float) and math.isfinite(report[key]), (key, report)
+    assert report["rmse_pct"] >= 0 and report["mae"] >= 0
+    assert -1.0 <= report["spearman"] <= 1.0
+    assert 0.0 <= report["top1"] <= report["top5"] <= report["top10"] <= 1.0
+    assert report["n_seqs"] == n_seqs and report["n_pairs"] == n_seqs * (n_seqs - 1) // 2
+    assert report["normaliser"] == MAX_LEN
+    assert report["records_kept"] + report["dropped_total"] == report["records_read"]
+    assert report["dropped_total"] == sum(
+        v for k, v in report.items() if k.startswith("dropped_") and k != "dropped_total"
+    )
+    assert report["encoder"] == "CNNEncoder" and report["distance"] == "Euclidean"
+    assert report["device"] == "cpu"
+    for key in ("time_load_s", "time_embed_s", "time_exact_s", "time_metrics_s", "time_total_s"):
+        assert report[key] >= 0
+    assert report["time_total_s"] >= report["time_embed_s"] + report["time_exact_s"]
+
+
+@pytest.mark.slow
+def test_evaluate_v4_json(checkpoint: Path) -> None:
+    result = run_cli("evaluate", checkpoint, V4, "--max-seqs", "60", "--device", "cpu", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)  # stdout is exactly one JSON object (progress on stderr)
+    check_report(report, n_seqs=60)
+    assert report["records_read"] == 100_000 and report["max_seqs"] == 60
+    assert report["fasta"] == str(V4) and report["checkpoint"] == str(checkpoint)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SCRIPT.exists(), reason="no installed console script in .venv")
+def test_installed_script_prints_table(checkpoint: Path) -> None:
+    result = run_cli("evaluate", checkpoint, V4, "--max-seqs", "40", "--seed", "3", script=SCRIPT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for text in (
+        "%RMSE",
+        "Spearman",
+        "top-10",
+        "normaliser L",
+        "dropped by cleaning",
+        str(V4.name),
+    ):
+        assert text in result.stdout, result.stdout
+
+
+@pytest.mark.slow
+def test_evaluate_rna_alphabet_with_ambiguous_records(checkpoint: Path) -> None:
+    """Rfam holds U (converted to T), N/IUPAC records (dropped) and reads over 160 bp (dropped)."""
+    result = run_cli(
+        "evaluate", checkpoint, RFAM, "--max-seqs", "60", "--json", "--batch-size", "16"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    check_report(report, n_seqs=60)
+    assert report["records_read"] == 13_034
+    assert report["dropped_ambiguous"] > 1000 and report["dropped_too_long"] > 0
+
+
+@pytest.mark.slow
+def test_reads_longer_than_max_len_are_reported(
+    checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Influenza segments (825+ bp) exceed the model's max_len: nothing is left, and it says why."""
+    assert main(["evaluate", str(checkpoint), str(INFLUENZA), "--json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(INFLUENZA) in err and "too_long" in err and "\n" not in err
+
+
+@pytest.mark.slow
+def test_not_a_fasta_file(checkpoint: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("these are my notes,\nnot sequences\n")
+    result = run_cli("evaluate", checkpoint, bad)
+    assert result.returncode == 2
+    assert str(bad) in result.stderr and "FASTA" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_missing_fasta(tmp_path: Path) -> None:
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"")  # never opened: the missing FASTA is reported first
+    missing = tmp_path / "missing.fasta.gz"
+    result = run_cli("evaluate", ckpt, missing)
+    assert result.returncode == 2
+    assert str(missing) in result.stderr and "no such file" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_checkpoint(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing.ckpt"
+    result = run_cli("evaluate", missing, V4)
+    assert result.returncode == 2
+    assert str(missing) in result.stderr and "no such checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_file_that_is_not_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    fake = tmp_path / "model.ckpt"
+    shutil.copy(RFAM, fake)
+    assert main(["evaluate", str(fake), str(RFAM)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        str(fake) in err and "cannot load checkpoint" in err and len(err.strip().splitlines()) == 1
+    )
+
+
+def test_version_and_usage(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and __version__ in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main([])  # a subcommand is required
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "a.ckpt", "b.fa", "--max-seqs", "-1"])
+    assert exc.value.code == 2

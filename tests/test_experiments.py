@@ -1,0 +1,111 @@
+"""Every conf/experiment/*.yaml composes and runs one fast_dev_run batch on real V4 reads."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from neurohash.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+V4 = ROOT.parent / "shared" / "data" / "study550_v4_amplicons.fasta.gz"
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+NEUROSEED = [
+    "neuroseed_linear",
+    "neuroseed_mlp",
+    "neuroseed_cnn",
+    "neuroseed_gru",
+    "neuroseed_transformer",
+    "neuroseed_transformer_local",
+    "neuroseed_kmer",
+]
+METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
+
+
+def compose_experiment(name: str, run_dir: Path, *overrides: str) -> DictConfig:
+    """Compose `python train.py experiment=NAME ...` and set up Hydra's runtime as it would."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[f"experiment={name}", f"hydra.run.dir={run_dir}", *overrides],
+            return_hydra_config=True,
+        )
+    cfg.hydra.runtime.output_dir = str(run_dir)  # what @hydra.main sets before the job runs
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # the job sees its config without the hydra node, as under @hydra.main
+        if cfg.get("logger") is None and cfg.get("callbacks"):
+            # LearningRateMonitor raises without a logger (conf/callbacks/default.yaml)
+            cfg.callbacks.pop("learning_rate_monitor", None)
+    return cfg
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread; two contend badly on a busy 2-core CI runner
+    (a GRU step then takes seconds)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_run(run_dir: Path) -> list[str]:
+    """One batch of train/val/test on CPU on 200 real V4 reads."""
+    return [
+        f"data.path={V4}",
+        "data.max_seqs=200",
+        "data.eval_size=30",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "logger=none",
+        "trainer.accelerator=cpu",
+        "++trainer.fast_dev_run=true",
+        f"paths.cache_dir={run_dir / 'cache'}",
+    ]
+
+
+def test_all_neuroseed_experiments_exist() -> None:
+    assert set(NEUROSEED) <= set(EXPERIMENTS), sorted(set(NEUROSEED) - set(EXPERIMENTS))
+
+
+@pytest.mark.parametrize("name", NEUROSEED)
+def test_experiment_reproduces_neuroseed_protocol(name: str, tmp_path: Path, monkeypatch) -> None:
+    """The settings every NeuroSEED experiment shares, with the default data path resolved."""
+    monkeypatch.delenv("NEUROHASH_V4_READS", raising=False)
+    cfg = compose_experiment(name, tmp_path)
+    assert cfg.data.path == "../shared/data/study550_v4_amplicons.fasta.gz"
+    assert (ROOT / cfg.data.path).is_file()  # the default works from the project root
+    assert cfg.data._target_.endswith("EditDistanceDataModule") and cfg.data.max_len == 152
+    assert cfg.data.cleaning.min_len == 1 and cfg.data.cleaning.max_len == 152
+    assert cfg.split._target_.endswith("GroupSplit")
+    assert cfg.scheduler is None
+    expected = "cosine" if name == "neuroseed_kmer" else "hyperbolic"
+    assert cfg.distance._target_.lower().endswith(expected)
+    if name != "neuroseed_kmer":
+        assert cfg.model.embedding_dim == 128
+        assert cfg.optimizer.lr in (0.01, 0.001) and cfg.optimizer.weight_decay == 0.0
+    monkeypatch.setenv("NEUROHASH_V4_READS", str(V4))
+    assert OmegaConf.to_container(cfg.data, resolve=True)["path"] == str(V4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs(name: str, tmp_path: Path, one_thread: None) -> None:
+    cfg = compose_experiment(name, tmp_path, *small_run(tmp_path))
+    metrics = train(cfg)
+    for key in METRICS:
+        assert math.isfinite(metrics[f"test/{key}"]), (name, key, metrics)
+    assert metrics["data/normaliser"] == cfg.data.max_len
+    # the group split held out whole samples even on a 200-read sample
+    assert metrics["data/test_seqs"] > 0 and metrics["data/train_seqs"] >= 100
+    assert os.path.isfile(tmp_path / "metrics.json")

@@ -1,0 +1,111 @@
+"""The training job, composed through Hydra exactly as `python train.py ...` composes it."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from neurohash.checkpoint import load_module
+from neurohash.train import build_module, train
+
+ROOT = Path(__file__).resolve().parents[1]
+V4 = ROOT.parent / "shared" / "data" / "study550_v4_amplicons.fasta.gz"
+MODELS = ["linear", "mlp", "cnn", "gru", "transformer", "transformer_local", "kmer"]
+DISTANCES = ["euclidean", "manhattan", "square", "cosine", "hyperbolic"]
+
+
+def small_v4(run_dir: Path, *overrides: str) -> list[str]:
+    """Overrides for a quick CPU run on 300 real V4 reads."""
+    return [
+        "data=fasta",
+        f"data.path={V4}",
+        "data.max_len=152",
+        "data.max_seqs=300",
+        "data.eval_size=40",
+        "data.batch_size=16",
+        "data.num_workers=0",
+        "trainer.accelerator=cpu",
+        "logger=none",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
+
+
+def compose_train(overrides: list[str]) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):  # what Hydra's run sets up before calling the task
+        cfg.paths.output_dir = cfg.hydra.run.dir
+    return cfg
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_and_geometry_trains_without_nan(
+    tmp_path: Path, model: str, distance: str
+) -> None:
+    cfg = compose_train(small_v4(tmp_path, f"model={model}", f"distance={distance}", "debug=fdr"))
+    metrics = train(cfg)
+    for key in ("rmse_pct", "mae", "spearman", "top1", "top5", "top10"):
+        assert math.isfinite(metrics[f"test/{key}"]), (key, metrics)
+        assert math.isfinite(metrics[f"baseline/{key}"]), (key, metrics)
+    assert (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp", "cnn", "gru", "transformer"])
+def test_embedding_dim_is_one_key(tmp_path: Path, model: str) -> None:
+    cfg = compose_train(small_v4(tmp_path, f"model={model}", "model.embedding_dim=16"))
+    module = build_module(cfg)
+    tokens = torch.randint(1, 5, (6, 152))
+    assert module(tokens).shape == (6, 16)
+    assert module.pair_distances(tokens, torch.tensor([[0, 1], [2, 5]])).shape == (2,)
+
+
+@pytest.mark.slow
+def test_train_writes_run_directory_and_repeats_exactly(tmp_path: Path) -> None:
+    overrides = [
+        "model=cnn",
+        "distance=hyperbolic",
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=4",
+    ]
+    first = train(compose_train(small_v4(tmp_path / "a", *overrides)))
+    second = train(compose_train(small_v4(tmp_path / "b", *overrides)))
+    run = tmp_path / "a"
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    assert any(p.name.startswith("best") for p in (run / "checkpoints").iterdir())
+    assert (run / "config.yaml").exists() and (run / "pred_vs_true.png").stat().st_size > 10_000
+    written = json.loads((run / "metrics.json").read_text())
+    for key in ("rmse_pct", "mae", "spearman", "top1", "top5", "top10"):
+        assert f"test/{key}" in written and f"baseline/{key}" in written
+    assert first["test/rmse_pct"] == second["test/rmse_pct"]
+    assert first["test/top10"] == second["test/top10"]
+    module = load_module(run / "checkpoints" / "last.ckpt")
+    assert module.normaliser == 152
+
+
+@pytest.mark.slow
+def test_train_py_command_line(tmp_path: Path) -> None:
+    """The root entry point as a user runs it (a subprocess, Hydra parsing the overrides)."""
+    overrides = small_v4(tmp_path, "model=transformer", "distance=hyperbolic", "debug=fdr")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *overrides],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert math.isfinite(metrics["test/rmse_pct"])
