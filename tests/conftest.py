@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
 from neurohash.data.cleaning import Cleaning
 from neurohash.data.fasta import SequenceRecord
@@ -29,3 +34,41 @@ def v4_records(shared_data: Path) -> list[SequenceRecord]:
     """400 cleaned V4 amplicon reads, reservoir-sampled (seed 0) across the whole file."""
     records, _ = load_records(shared_data / V4_FILE, Cleaning(), max_seqs=400, seed=0)
     return records
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose_train(run_dir: Path, *overrides: str) -> DictConfig:
+    """Compose `python train.py OVERRIDES` and set up Hydra's runtime as @hydra.main does."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=[f"hydra.run.dir={run_dir}", *overrides], return_hydra_config=True
+        )
+    cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # the job sees its config without the hydra node
+    return cfg
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread; two contend badly on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def v4_small(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2,000 real V4 reads as a small gzipped FASTA, so quick runs do not scan 100k reads."""
+    import gzip
+
+    records, _ = load_records(shared_data / V4_FILE, Cleaning(), max_seqs=2000, seed=1)
+    path = tmp_path_factory.mktemp("v4") / "v4_2000.fasta.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.writelines(f">{rec.id}\n{rec.seq}\n" for rec in records)
+    return path

@@ -14,14 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 
 from neurohash import __version__
 from neurohash.cli import main
 from neurohash.train import train
+from tests.conftest import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -31,21 +28,6 @@ INFLUENZA = DATA / "influenza_a_segments.fasta.gz"
 SCRIPT = ROOT / ".venv" / "bin" / "neurohash"
 MAX_LEN = 160
 METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
-
-
-def compose_run(run_dir: Path, overrides: list[str]) -> DictConfig:
-    """Compose conf/train.yaml as `python train.py ...` would, with the run directory set."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    cfg.hydra.runtime.output_dir = str(run_dir)  # what @hydra.main sets before the job runs
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]  # the job sees its config without the hydra node, as under @hydra.main
-        if cfg.get("logger") is None and cfg.get("callbacks"):
-            # LearningRateMonitor raises without a logger (conf/callbacks/default.yaml)
-            cfg.callbacks.pop("learning_rate_monitor", None)
-    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +47,12 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "trainer.accelerator=cpu",
         "data.num_workers=0",
         "logger=none",
-        f"hydra.run.dir={run_dir}",
         f"paths.cache_dir={run_dir / 'cache'}",
     ]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model: two threads only contend on a busy 2-core runner
     try:
-        train(compose_run(run_dir, overrides))
+        train(compose_train(run_dir, *overrides))
     finally:
         torch.set_num_threads(threads)
     path = run_dir / "checkpoints" / "last.ckpt"

@@ -7,13 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from neurohash.train import train
+from tests.conftest import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]
 V4 = ROOT.parent / "shared" / "data" / "study550_v4_amplicons.fasta.gz"
@@ -31,32 +28,7 @@ METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
 
 
 def compose_experiment(name: str, run_dir: Path, *overrides: str) -> DictConfig:
-    """Compose `python train.py experiment=NAME ...` and set up Hydra's runtime as it would."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[f"experiment={name}", f"hydra.run.dir={run_dir}", *overrides],
-            return_hydra_config=True,
-        )
-    cfg.hydra.runtime.output_dir = str(run_dir)  # what @hydra.main sets before the job runs
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]  # the job sees its config without the hydra node, as under @hydra.main
-        if cfg.get("logger") is None and cfg.get("callbacks"):
-            # LearningRateMonitor raises without a logger (conf/callbacks/default.yaml)
-            cfg.callbacks.pop("learning_rate_monitor", None)
-    return cfg
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny models run fastest on one thread; two contend badly on a busy 2-core CI runner
-    (a GRU step then takes seconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    return compose_train(run_dir, f"experiment={name}", *overrides)
 
 
 def small_run(run_dir: Path) -> list[str]:
@@ -69,7 +41,7 @@ def small_run(run_dir: Path) -> list[str]:
         "data.num_workers=0",
         "logger=none",
         "trainer.accelerator=cpu",
-        "++trainer.fast_dev_run=true",
+        "trainer.fast_dev_run=true",
         f"paths.cache_dir={run_dir / 'cache'}",
     ]
 

@@ -10,25 +10,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 
 from neurohash.checkpoint import load_module
 from neurohash.train import build_module, train
+from tests.conftest import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]
-V4 = ROOT.parent / "shared" / "data" / "study550_v4_amplicons.fasta.gz"
 MODELS = ["linear", "mlp", "cnn", "gru", "transformer", "transformer_local", "kmer"]
 DISTANCES = ["euclidean", "manhattan", "square", "cosine", "hyperbolic"]
 
 
-def small_v4(run_dir: Path, *overrides: str) -> list[str]:
-    """Overrides for a quick CPU run on 300 real V4 reads."""
+def small_v4(data: Path, run_dir: Path, *overrides: str) -> list[str]:
+    """Overrides for a quick CPU run on 300 real V4 reads sampled from ``data``."""
     return [
         "data=fasta",
-        f"data.path={V4}",
+        f"data.path={data}",
         "data.max_len=152",
         "data.max_seqs=300",
         "data.eval_size=40",
@@ -36,27 +32,20 @@ def small_v4(run_dir: Path, *overrides: str) -> list[str]:
         "data.num_workers=0",
         "trainer.accelerator=cpu",
         "logger=none",
-        f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={run_dir / 'cache'}",
         *overrides,
     ]
-
-
-def compose_train(overrides: list[str]) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):  # what Hydra's run sets up before calling the task
-        cfg.paths.output_dir = cfg.hydra.run.dir
-    return cfg
 
 
 @pytest.mark.parametrize("distance", DISTANCES)
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_and_geometry_trains_without_nan(
-    tmp_path: Path, model: str, distance: str
+    v4_small: Path, tmp_path: Path, model: str, distance: str, one_thread: None
 ) -> None:
-    cfg = compose_train(small_v4(tmp_path, f"model={model}", f"distance={distance}", "debug=fdr"))
+    cfg = compose_train(
+        tmp_path,
+        *small_v4(v4_small, tmp_path, f"model={model}", f"distance={distance}", "debug=fdr"),
+    )
     metrics = train(cfg)
     for key in ("rmse_pct", "mae", "spearman", "top1", "top5", "top10"):
         assert math.isfinite(metrics[f"test/{key}"]), (key, metrics)
@@ -65,8 +54,10 @@ def test_every_model_and_geometry_trains_without_nan(
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp", "cnn", "gru", "transformer"])
-def test_embedding_dim_is_one_key(tmp_path: Path, model: str) -> None:
-    cfg = compose_train(small_v4(tmp_path, f"model={model}", "model.embedding_dim=16"))
+def test_embedding_dim_is_one_key(v4_small: Path, tmp_path: Path, model: str) -> None:
+    cfg = compose_train(
+        tmp_path, *small_v4(v4_small, tmp_path, f"model={model}", "model.embedding_dim=16")
+    )
     module = build_module(cfg)
     tokens = torch.randint(1, 5, (6, 152))
     assert module(tokens).shape == (6, 16)
@@ -74,15 +65,15 @@ def test_embedding_dim_is_one_key(tmp_path: Path, model: str) -> None:
 
 
 @pytest.mark.slow
-def test_train_writes_run_directory_and_repeats_exactly(tmp_path: Path) -> None:
+def test_train_writes_run_directory_and_repeats_exactly(v4_small: Path, tmp_path: Path) -> None:
     overrides = [
         "model=cnn",
         "distance=hyperbolic",
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=4",
     ]
-    first = train(compose_train(small_v4(tmp_path / "a", *overrides)))
-    second = train(compose_train(small_v4(tmp_path / "b", *overrides)))
+    first = train(compose_train(tmp_path / "a", *small_v4(v4_small, tmp_path / "a", *overrides)))
+    second = train(compose_train(tmp_path / "b", *small_v4(v4_small, tmp_path / "b", *overrides)))
     run = tmp_path / "a"
     assert (run / "checkpoints" / "last.ckpt").exists()
     assert any(p.name.startswith("best") for p in (run / "checkpoints").iterdir())
@@ -97,9 +88,12 @@ def test_train_writes_run_directory_and_repeats_exactly(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_train_py_command_line(tmp_path: Path) -> None:
+def test_train_py_command_line(v4_small: Path, tmp_path: Path) -> None:
     """The root entry point as a user runs it (a subprocess, Hydra parsing the overrides)."""
-    overrides = small_v4(tmp_path, "model=transformer", "distance=hyperbolic", "debug=fdr")
+    overrides = small_v4(
+        v4_small, tmp_path, "model=transformer", "distance=hyperbolic", "debug=fdr"
+    )
+    overrides.append(f"hydra.run.dir={tmp_path}")
     result = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *overrides],
         capture_output=True,
@@ -109,3 +103,18 @@ def test_train_py_command_line(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert math.isfinite(metrics["test/rmse_pct"])
+
+
+@pytest.mark.slow
+def test_wandb_logger_offline(
+    v4_small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`logger=wandb` works with no account under WANDB_MODE=offline and logs the config."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    quick = ["model=cnn", "trainer.max_epochs=1", "trainer.limit_train_batches=2"]
+    overrides = [o for o in small_v4(v4_small, tmp_path, *quick) if o != "logger=none"]
+    metrics = train(compose_train(tmp_path, *overrides, "logger=wandb"))
+    assert math.isfinite(metrics["test/rmse_pct"])
+    runs = list(tmp_path.rglob("offline-run-*"))
+    assert runs, sorted(str(p) for p in tmp_path.rglob("*"))[:20]

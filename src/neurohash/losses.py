@@ -50,4 +50,6 @@ class WeightedLoss(nn.Module):
         self.weights = dict(weights)
 
     def forward(self, pred: torch.Tensor, true: torch.Tensor, n_triplets: int) -> torch.Tensor:
-        return sum(w * self.losses[name](pred, true, n_triplets) for name, w in self.weights.items())
+        return sum(
+            w * self.losses[name](pred, true, n_triplets) for name, w in self.weights.items()
+        )

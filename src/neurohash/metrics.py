@@ -8,6 +8,7 @@ over the same sequences; pairs are the upper triangle (i < j).
 - ``top{k}``: closest-string retrieval. The first half of the sequences are references, the rest
   queries; a query counts when its true nearest reference (kept only if unique) is among the k
   references with the smallest predicted distance (ties counted against the model).
+- ``hash_*``: Spearman and top-k of the Hamming distances between binary hash codes.
 """
 
 from __future__ import annotations
@@ -61,4 +62,17 @@ def distance_metrics(
     }
     refs = n - n // 2
     out.update(closest_string_topk(pred_matrix[refs:, :refs], exact[refs:, :refs]))
+    return out
+
+
+def hamming_metrics(codes: np.ndarray, exact: np.ndarray) -> dict[str, float]:
+    """Spearman and closest-string top-k when packed binary codes rank by Hamming distance."""
+    from neurohash.hashing import hamming_matrix
+
+    n = len(exact)
+    ham = hamming_matrix(codes, codes).astype(np.float64)
+    i, j = np.triu_indices(n, k=1)
+    out = {"spearman": spearman(ham[i, j], exact[i, j].astype(np.float64))}
+    refs = n - n // 2
+    out.update(closest_string_topk(ham[refs:, :refs], exact[refs:, :refs]))
     return out

@@ -12,9 +12,11 @@ import torch
 from torch import nn
 
 from neurohash.data.tokens import encode
-from neurohash.metrics import distance_metrics
+from neurohash.hashing import HashCoder, SignHash, pack_codes
+from neurohash.metrics import distance_metrics, hamming_metrics
 from neurohash.models.encoders.base import Encoder
 from neurohash.models.geometry import Geometry
+
 
 class DistanceEmbeddingModule(L.LightningModule):
     """Learns embeddings whose ``geometry`` distance approximates ED / ``normaliser``.
@@ -32,10 +34,12 @@ class DistanceEmbeddingModule(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         config: dict[str, Any] | None = None,
+        hashing: HashCoder | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters("normaliser", "config")
         self.encoder, self.geometry, self.loss = encoder, geometry, loss
+        self.hashing = hashing if hashing is not None else SignHash(encoder.embedding_dim)
         self.normaliser = normaliser
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self._eval: dict[str, list[torch.Tensor]] = {}
@@ -54,10 +58,20 @@ class DistanceEmbeddingModule(L.LightningModule):
         emb = self(tokens)
         return self.geometry(emb[pairs[:, 0]], emb[pairs[:, 1]])
 
+    @torch.no_grad()
+    def codes(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Binary hash codes (B, bits) of the sequences."""
+        return self.hashing.codes(self.geometry.project(self(tokens).float()))
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        pred = self.pair_distances(batch["tokens"], batch["pairs"])
+        emb, pairs = self(batch["tokens"]), batch["pairs"]
+        pred = self.geometry(emb[pairs[:, 0]], emb[pairs[:, 1]])
         true = batch["edit_distance"] / self.normaliser
         loss = self.loss(pred, true, n_triplets=len(batch["tokens"]) // 3)
+        projected = self.geometry.project(emb.float())
+        hash_loss = self.hashing.loss(projected[pairs[:, 0]], projected[pairs[:, 1]], true)
+        self.log("train/hash_loss", hash_loss)
+        loss = loss + hash_loss
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True)
@@ -89,12 +103,14 @@ class DistanceEmbeddingModule(L.LightningModule):
     def matrix_metrics(
         self, emb: torch.Tensor, exact: np.ndarray
     ) -> tuple[dict[str, float], np.ndarray]:
-        pred = (
-            self.geometry.pairwise(emb.to(self.device), emb.to(self.device)).cpu().double().numpy()
-        )
+        emb = emb.to(self.device)
+        pred = self.geometry.pairwise(emb, emb).cpu().double().numpy()
         if not np.isfinite(pred).all():
             raise FloatingPointError("non-finite predicted distances in evaluation")
-        return distance_metrics(pred, exact, self.normaliser), pred
+        metrics = distance_metrics(pred, exact, self.normaliser)
+        codes = pack_codes(self.hashing.codes(self.geometry.project(emb)))
+        metrics.update({f"hash_{k}": v for k, v in hamming_metrics(codes, exact).items()})
+        return metrics, pred
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._evaluate("val")

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from neurohash.data.datamodule import EditDistanceDataModule
@@ -26,20 +26,23 @@ log = logging.getLogger(__name__)
 
 def stored_config(cfg: DictConfig) -> dict[str, Any]:
     """What a checkpoint must carry to rebuild and evaluate the model: resolved, plain dicts."""
-    keep = {key: cfg[key] for key in ("model", "distance", "loss")}
+    keep = {key: cfg[key] for key in ("model", "distance", "loss", "hashing")}
     keep["data"] = {"max_len": cfg.data.max_len, "cleaning": cfg.data.cleaning}
     return OmegaConf.to_container(OmegaConf.create(keep), resolve=True)
 
 
 def build_module(cfg: DictConfig) -> DistanceEmbeddingModule:
+    encoder = instantiate(cfg.model)
+    hashing = instantiate(cfg.hashing) if cfg.get("hashing") else None
     return DistanceEmbeddingModule(
-        encoder=instantiate(cfg.model),
+        encoder=encoder,
         geometry=instantiate(cfg.distance),
         loss=instantiate(cfg.loss),
         normaliser=cfg.data.max_len,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         config=stored_config(cfg),
+        hashing=hashing(embedding_dim=encoder.embedding_dim) if hashing else None,
     )
 
 

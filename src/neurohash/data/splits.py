@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neurohash.data.fasta import SequenceRecord
 from neurohash.data.edit_distance import nearest_by_edit_distance
+from neurohash.data.fasta import SequenceRecord
 
 
 @dataclass

@@ -20,9 +20,9 @@ class TransformerEncoder(Encoder):
 
     The sequence is cut into ``n_patches`` patches of ``patch_size`` = ceil(max_len / n_patches)
     bases; a patch token is a linear map of the patch's ``kmer``-mer profile (unit length, plus a
-    learned position). Unlike a linear embedding of the patch's bases, which changes completely when an
-    indel shifts them, k-mer composition barely moves, and the cost of the layers does not grow
-    with the sequence length; pre-norm attention layers mix them, globally or within a band of
+    learned position). Unlike a linear embedding of the patch's bases, which changes completely
+    when an indel shifts them, k-mer composition barely moves, and the cost of the layers does not
+    grow with the sequence length; pre-norm attention layers mix them, globally or within a band of
     ``window`` patches (``attention: local``). Patches made only of padding are masked out of
     attention. The readout projects each patch to ``readout_dim`` floats and flattens them
     (padding patches zeroed), which keeps positional information that mean pooling would lose.
