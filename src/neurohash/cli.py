@@ -118,18 +118,13 @@ def load_checkpoint(path: str, device: str) -> DistanceEmbeddingModule:
 
 
 def stored_cleaning(module: DistanceEmbeddingModule, path: str) -> tuple[Cleaning, int]:
-    """The checkpoint's cleaning settings and max_len, so input is prepared as in training."""
-    from neurohash.data.cleaning import Cleaning
+    """``checkpoint.stored_cleaning``, its errors turned into a one-line ``CliError``."""
+    from neurohash import checkpoint
 
-    data = module.hparams.config["data"]
-    fields = {k: v for k, v in (data.get("cleaning") or {}).items() if k != "_target_"}
     try:
-        max_len, cleaning = int(data["max_len"]), Cleaning(**fields)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CliError(f"{path}: stored data settings not understood ({one_line(exc)})") from exc
-    if cleaning.max_len is None or cleaning.max_len > max_len:  # as the datamodule does
-        cleaning.max_len = max_len
-    return cleaning, max_len
+        return checkpoint.stored_cleaning(module, path)
+    except ValueError as exc:
+        raise CliError(one_line(exc)) from exc
 
 
 def read_sequences(
@@ -314,9 +309,266 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# index ------------------------------------------------------------------------------------------
+
+
+def add_index(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "index",
+        help="build a searchable hash database from the predict loop's shards",
+        description=(
+            "Verify the shards of SHARDS_DIR against their manifest, de-duplicate the codes, store "
+            "codes and postings (Parquet, zstd) with a FAISS binary index and the model checkpoint "
+            "in DB_DIR (written atomically)."
+        ),
+    )
+    parser.add_argument(
+        "shards", metavar="SHARDS_DIR", help="directory with manifest.json + shards"
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="DB_DIR", required=True, help="database directory"
+    )
+    parser.add_argument(
+        "--index",
+        choices=("auto", "flat", "hnsw", "ivf"),
+        default="auto",
+        help="flat = exact Hamming search; hnsw/ivf = approximate; auto = flat up to 200k unique "
+        "codes, hnsw beyond",
+    )
+    parser.add_argument(
+        "--ckpt",
+        metavar="CKPT",
+        help="checkpoint that made the shards (copied into DB_DIR so queries use it; default: the "
+        "one the shards' manifest names)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing database")
+    parser.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    parser.set_defaults(func=run_index)
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from neurohash.database import Database, DatabaseError, build_database
+
+    try:
+        build_database(args.shards, args.output, args.index, args.ckpt, overwrite=args.force)
+        stats = Database.open(args.output).stats()
+    except DatabaseError as exc:
+        raise CliError(one_line(exc)) from exc
+    if stats["bytes_model"] == 0:
+        print(
+            f"neurohash index: warning: {args.output} holds no model checkpoint; give --ckpt to "
+            "make it searchable from FASTA",
+            file=sys.stderr,
+        )
+    print_stats(stats, args.json, "neurohash index")
+    return 0
+
+
+# search -----------------------------------------------------------------------------------------
+
+QUERY_CHUNK = 512
+
+
+def add_search(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        help="nearest stored sequences of FASTA queries (TSV)",
+        description=(
+            "Embed the queries with the database's own model, find the nearest codes by Hamming "
+            "distance and write TSV (header row; columns query_id target_id rank hamming "
+            "est_distance, and edit_distance with --rerank)."
+        ),
+    )
+    parser.add_argument("database", metavar="DB_DIR", help="a database made by `neurohash index`")
+    parser.add_argument("queries", metavar="QUERIES", help="FASTA/FASTQ file, plain or gzipped")
+    parser.add_argument(
+        "-k",
+        "--top-k",
+        dest="k",
+        metavar="K",
+        type=positive_int,
+        default=10,
+        help="hits per query (default 10)",
+    )
+    parser.add_argument(
+        "--rerank",
+        action="store_true",
+        help="re-rank candidate targets by exact edit distance (needs stored region sequences)",
+    )
+    parser.add_argument(
+        "--candidates",
+        metavar="N",
+        type=positive_int,
+        help="candidate targets per query for --rerank (default 10 x K)",
+    )
+    parser.add_argument(
+        "--ckpt",
+        metavar="CKPT",
+        help="refuse to run unless this checkpoint is the model that built the database",
+    )
+    parser.add_argument("-o", "--output", metavar="HITS.tsv", help="output file (default stdout)")
+    add_model_options(parser)
+    parser.set_defaults(func=run_search)
+
+
+def open_search(args: argparse.Namespace) -> tuple[Any, DistanceEmbeddingModule]:
+    """The database and its model (on the chosen device), or a CliError naming the culprit."""
+    from neurohash.database import Database, DatabaseError
+    from neurohash.search import query_model
+
+    if args.ckpt is not None and not os.path.exists(args.ckpt):
+        raise CliError(f"{args.ckpt}: no such checkpoint")
+    try:
+        db = Database.open(args.database)
+        module = query_model(db, args.ckpt)
+    except DatabaseError as exc:
+        raise CliError(one_line(exc)) from exc
+    if args.rerank and not db.has_sequences:
+        raise CliError(
+            f"{args.database}: stores no region sequences, so --rerank is impossible (write "
+            "shards with sequences and rebuild)"
+        )
+    return db, module.to(resolve_device(args.device))
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from neurohash.data.fasta import SequenceFileError
+
+    check_query_file(args.queries)
+    db, module = open_search(args)
+    cleaning, max_len = stored_cleaning(module, str(db.model_path))
+    target = args.output or "-"
+    try:
+        with output_stream(target) as out:
+            search_stream(args, db, module, cleaning, max_len, out)
+    except SequenceFileError as exc:
+        raise CliError(naming(args.queries, one_line(exc))) from exc
+    return 0
+
+
+def check_query_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise CliError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a directory, expected a FASTA/FASTQ file")
+
+
+@contextlib.contextmanager
+def output_stream(path: str) -> Iterator[Any]:
+    """stdout for ``-``; else a temporary file renamed to ``path`` only when all went well."""
+    if path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CliError(f"{path}: cannot write ({one_line(exc)})") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def search_stream(
+    args: argparse.Namespace,
+    db: Any,
+    module: DistanceEmbeddingModule,
+    cleaning: Cleaning,
+    max_len: int,
+    out: Any,
+) -> None:
+    """Queries in chunks: clean, cut into regions, embed, search, write TSV rows."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from neurohash.search import (
+        DEFAULT_CANDIDATES_FACTOR,
+        chunked,
+        encode_codes,
+        iter_queries,
+        query_cleaning,
+        query_regions,
+        search,
+        tsv_header,
+        tsv_rows,
+    )
+
+    factor = args.candidates / args.k if args.candidates else DEFAULT_CANDIDATES_FACTOR
+    settings = (db.manifest.get("shards_manifest") or {}).get("regions")
+    out.write(tsv_header(args.rerank))
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("searching queries", total=None)
+        for chunk in chunked(iter_queries(args.queries, query_cleaning(cleaning)), QUERY_CHUNK):
+            seqs, query_of = query_regions(chunk, max_len, settings)
+            codes = encode_codes(module, seqs, max_len, args.batch_size)
+            hits = search(db, codes, args.k, args.rerank, seqs, factor, query_of)
+            ids = [rec.id for rec in chunk]
+            out.writelines(tsv_rows((h for per_query in hits for h in per_query), ids, args.rerank))
+            bar.advance(task, len(chunk))
+
+
+# stats ------------------------------------------------------------------------------------------
+
+
+def add_stats(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "stats",
+        help="sequences, regions, unique codes and bytes per region of a database",
+        description="Report what a hash database holds and how much disk it takes.",
+    )
+    parser.add_argument("database", metavar="DB_DIR", help="a database made by `neurohash index`")
+    parser.add_argument("--json", action="store_true", help="print one flat JSON object")
+    parser.set_defaults(func=run_stats)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from neurohash.database import Database, DatabaseError
+
+    try:
+        stats = Database.open(args.database).stats()
+    except DatabaseError as exc:
+        raise CliError(one_line(exc)) from exc
+    print_stats(stats, args.json, "neurohash stats")
+    return 0
+
+
+def print_stats(stats: dict[str, Any], as_json: bool, title: str) -> None:
+    """Database statistics as JSON or a rich table on stdout."""
+    if as_json:
+        print(json.dumps(stats))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows = [
+        ("database", stats["database"]),
+        ("sequences", f"{stats['sequences']:,}"),
+        ("regions", f"{stats['regions']:,}"),
+        ("unique codes", f"{stats['unique_codes']:,} ({stats['code_bits']} bits)"),
+        ("index", stats["index"]),
+        ("bytes per region", f"{stats['bytes_per_region']:.1f}"),
+        ("data on disk", f"{stats['bytes_data']:,} bytes (model {stats['bytes_model']:,})"),
+        ("region sequences", "stored" if stats["has_sequences"] else "not stored"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
 # entry point ------------------------------------------------------------------------------------
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_evaluate,)
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    add_evaluate,
+    add_index,
+    add_search,
+    add_stats,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

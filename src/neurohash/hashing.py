@@ -1,12 +1,17 @@
 """Binary hash codes of embeddings, whose Hamming distance tracks edit distance.
 
+Both first centre and whiten the embeddings per dimension (a BatchNorm without affine terms,
+running statistics updated while the model trains): related sequences share a large common
+offset that distances ignore but signs do not, and without centring most bits are the same for
+every sequence.
+
 - ``LearnedHash``: a linear hash head trained with the embedding. Codes are relaxed as
   tanh(beta * head(e)); the relaxed Hamming fraction (1 - <c_i, c_j> / bits) / 2, times a learned
-  scale, is fitted to ED / L by MSE, and a quantisation penalty mean((|c| - 1)^2) pulls the relaxed
-  codes to +-1 so that taking signs at inference changes little.
+  scale, is fitted to ED / L by MSE; a quantisation penalty mean((|c| - 1)^2) pulls the relaxed
+  codes to +-1 so that taking signs at inference changes little, and a balance penalty (the
+  squared batch mean of each bit) keeps every bit split about evenly, so no bit is wasted.
 - ``SignHash``: SimHash, the untrained baseline: signs of a fixed seeded Gaussian projection of the
-  geometry-projected embedding; the Hamming fraction estimates the angle between embeddings, which
-  orders neighbours like cosine (and sphere-projected hyperbolic) distance.
+  centred embedding; the Hamming fraction estimates the angle between centred embeddings.
 
 Codes are bool tensors (B, bits); ``pack_codes`` turns them into bytes for storage and FAISS.
 """
@@ -21,15 +26,21 @@ from torch import nn
 
 
 class HashCoder(nn.Module):
-    """Interface: ``codes`` (bool, B x bits) and a training ``loss`` (zero when untrained)."""
+    """Interface: ``codes`` (bool, B x bits) and a training ``loss`` on a batch's embeddings and
+    its (P, 2) pairs with their true normalised distances."""
 
-    bits: int
+    def __init__(self, embedding_dim: int, bits: int) -> None:
+        super().__init__()
+        self.bits = bits
+        self.centre = nn.BatchNorm1d(embedding_dim, affine=False)
 
     def codes(self, emb: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def loss(self, emb_a: torch.Tensor, emb_b: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-        return emb_a.new_zeros(())
+    def loss(self, emb: torch.Tensor, pairs: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+        """Untrained coders only update the centring statistics."""
+        self.centre(emb.float())
+        return emb.new_zeros(())
 
 
 class LearnedHash(HashCoder):
@@ -40,38 +51,41 @@ class LearnedHash(HashCoder):
         weight: float = 1.0,
         quantization: float = 0.1,
         beta: float = 1.0,
+        balance: float = 0.1,
     ) -> None:
-        super().__init__()
-        self.bits, self.weight, self.quantization, self.beta = bits, weight, quantization, beta
+        super().__init__(embedding_dim, bits)
+        self.weight, self.quantization, self.beta = weight, quantization, beta
+        self.balance = balance
         self.head = nn.Linear(embedding_dim, bits)
         self.log_scale = nn.Parameter(torch.tensor(0.0))
 
-    def relaxed(self, emb: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.beta * self.head(emb.float()))
+    def logits(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.head(self.centre(emb.float()))
 
     def codes(self, emb: torch.Tensor) -> torch.Tensor:
-        return self.head(emb.float()) > 0
+        return self.logits(emb) > 0
 
-    def loss(self, emb_a: torch.Tensor, emb_b: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-        ca, cb = self.relaxed(emb_a), self.relaxed(emb_b)
+    def loss(self, emb: torch.Tensor, pairs: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+        relaxed = torch.tanh(self.beta * self.logits(emb))
+        ca, cb = relaxed[pairs[:, 0]], relaxed[pairs[:, 1]]
         hamming = (1 - (ca * cb).sum(-1) / self.bits) / 2
         fit = torch.mean((self.log_scale.exp() * hamming - true) ** 2)
-        quant = torch.mean((ca.abs() - 1) ** 2) + torch.mean((cb.abs() - 1) ** 2)
-        return self.weight * fit + self.quantization * quant / 2
+        quant = torch.mean((relaxed.abs() - 1) ** 2)
+        balance = torch.mean(relaxed.mean(0) ** 2)
+        return self.weight * fit + self.quantization * quant + self.balance * balance
 
 
 class SignHash(HashCoder):
     """SimHash of the embedding; ``project`` is the geometry's map into its space (if any)."""
 
     def __init__(self, embedding_dim: int, bits: int = 128, seed: int = 0) -> None:
-        super().__init__()
-        self.bits = bits
+        super().__init__(embedding_dim, bits)
         gen = torch.Generator().manual_seed(seed)
         planes = torch.randn(embedding_dim, bits, generator=gen) / math.sqrt(embedding_dim)
         self.register_buffer("planes", planes)
 
     def codes(self, emb: torch.Tensor) -> torch.Tensor:
-        return emb.float() @ self.planes > 0
+        return self.centre(emb.float()) @ self.planes > 0
 
 
 def pack_codes(codes: torch.Tensor) -> np.ndarray:

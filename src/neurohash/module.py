@@ -69,7 +69,7 @@ class DistanceEmbeddingModule(L.LightningModule):
         true = batch["edit_distance"] / self.normaliser
         loss = self.loss(pred, true, n_triplets=len(batch["tokens"]) // 3)
         projected = self.geometry.project(emb.float())
-        hash_loss = self.hashing.loss(projected[pairs[:, 0]], projected[pairs[:, 1]], true)
+        hash_loss = self.hashing.loss(projected, pairs, true)
         self.log("train/hash_loss", hash_loss)
         loss = loss + hash_loss
         if not torch.isfinite(loss):

@@ -1,0 +1,569 @@
+"""The hash database: unique codes, their postings, and a FAISS binary index over them.
+
+``build_database`` turns the Parquet hash shards of the predict loop into a self-contained
+directory (``neurohash index``)::
+
+    DB_DIR/
+      manifest.json    what made it: the shards' manifest (model fingerprint, code bits), counts,
+                       index kind, file sizes and checksums
+      codes.parquet    code_id, code (fixed-size binary), n_postings; one row per unique code,
+                       code_id = row = FAISS id
+      postings.parquet code_id, seq_id, source, [record], region_start, region_end, [sequence];
+                       sorted by code_id, so a code's postings are one contiguous slice
+      index.faiss      faiss.IndexBinaryFlat (exact), IndexBinaryHNSW or IndexBinaryIVF
+      model.ckpt       the checkpoint that made the codes, so queries are embedded by that model
+
+Identical codes are stored once (many regions of related genomes hash alike), so the index holds
+unique codes and search expands each hit through its postings. The directory is written under a
+temporary name and renamed into place: a crash never leaves a half-built database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from neurohash import __version__
+
+if TYPE_CHECKING:
+    import faiss
+
+    from neurohash.module import DistanceEmbeddingModule
+
+FORMAT = "neurohash-db"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CODES_FILE = "codes.parquet"
+POSTINGS_FILE = "postings.parquet"
+INDEX_FILE = "index.faiss"
+MODEL_FILE = "model.ckpt"
+DATA_FILES = (CODES_FILE, POSTINGS_FILE, INDEX_FILE)
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
+AUTO_APPROXIMATE_ABOVE = 200_000  # unique codes; a flat scan beyond this gets slow per query
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+IVF_NPROBE = 16
+POSTING_COLUMNS = ("seq_id", "source", "record", "region_start", "region_end", "sequence")
+REQUIRED_SHARD_COLUMNS = ("seq_id", "source", "region_start", "region_end", "code")
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 9}
+
+
+class DatabaseError(ValueError):
+    """Shards or a database that cannot be used as asked (bad checksum, wrong model, ...)."""
+
+
+# fingerprints -----------------------------------------------------------------------------------
+
+
+def fingerprint_of(module: DistanceEmbeddingModule) -> str:
+    """The model fingerprint shards are stamped with (sha256 of weights and stored config)."""
+    from neurohash.checkpoint import model_fingerprint
+
+    return model_fingerprint(module)
+
+
+def edits_per_bit(module: DistanceEmbeddingModule) -> float | None:
+    """Edits per differing bit of a learned hash (exp(log_scale) * L / bits), else None.
+
+    LearnedHash fits exp(log_scale) * hamming / bits to ED / L, so this turns a Hamming distance
+    into an estimated edit distance; SimHash codes have no such scale.
+    """
+    log_scale = getattr(module.hashing, "log_scale", None)
+    if log_scale is None:
+        return None
+    return math.exp(float(log_scale.detach())) * float(module.normaliser) / module.hashing.bits
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# reading shards ---------------------------------------------------------------------------------
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``, with errors that name the file."""
+    if not path.is_file():
+        raise DatabaseError(f"{path}: no such file")
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatabaseError(f"{path}: not a readable JSON manifest ({exc})") from exc
+    if not isinstance(value, dict):
+        raise DatabaseError(f"{path}: manifest is not a JSON object")
+    return value
+
+
+def shards_manifest(shards_dir: str | os.PathLike) -> dict[str, Any]:
+    """The predict loop's manifest, checked for the fields the database relies on."""
+    path = Path(shards_dir) / MANIFEST
+    if not Path(shards_dir).is_dir():
+        raise DatabaseError(f"{shards_dir}: no such shards directory")
+    manifest = read_json(path)
+    for key in ("model_fingerprint", "code_bits", "shards"):
+        if key not in manifest:
+            raise DatabaseError(f"{path}: manifest lacks '{key}'")
+    if int(manifest["code_bits"]) % 8:
+        raise DatabaseError(f"{path}: code_bits {manifest['code_bits']} is not a multiple of 8")
+    if not manifest["shards"]:
+        raise DatabaseError(f"{path}: lists no shards")
+    return manifest
+
+
+def verify_shard(shards_dir: Path, entry: dict[str, Any]) -> Path:
+    """The shard's path, after checking it exists and matches its manifest checksum and rows."""
+    path = shards_dir / entry["file"]
+    if not path.is_file():
+        raise DatabaseError(f"{path}: listed in the manifest but missing")
+    if file_sha256(path) != entry["sha256"]:
+        raise DatabaseError(f"{path}: sha256 does not match the manifest (corrupt or replaced)")
+    rows = pq.ParquetFile(path).metadata.num_rows
+    if rows != int(entry["rows"]):
+        raise DatabaseError(f"{path}: {rows} rows, the manifest says {entry['rows']}")
+    return path
+
+
+def read_shard(path: Path, code_bytes: int) -> pa.Table:
+    """The posting columns and codes of one shard (embeddings are not needed for search)."""
+    schema = pq.read_schema(path)
+    missing = [name for name in REQUIRED_SHARD_COLUMNS if name not in schema.names]
+    if missing:
+        raise DatabaseError(f"{path}: shard lacks columns {missing}")
+    if schema.field("code").type != pa.binary(code_bytes):
+        raise DatabaseError(
+            f"{path}: code column is {schema.field('code').type}, expected "
+            f"fixed_size_binary({code_bytes}) for the manifest's code_bits"
+        )
+    columns = [name for name in (*POSTING_COLUMNS, "code") if name in schema.names]
+    table = pq.read_table(path, columns=columns)
+    if table.column("code").null_count:
+        raise DatabaseError(f"{path}: {table.column('code').null_count} rows have no code")
+    return table
+
+
+def read_shards(shards_dir: str | os.PathLike, manifest: dict[str, Any]) -> pa.Table:
+    """All verified shards as one table (same columns in every shard, else an error)."""
+    shards_dir = Path(shards_dir)
+    code_bytes = int(manifest["code_bits"]) // 8
+    tables = [read_shard(verify_shard(shards_dir, e), code_bytes) for e in manifest["shards"]]
+    names = tables[0].column_names
+    for entry, table in zip(manifest["shards"], tables, strict=True):
+        if table.column_names != names:
+            raise DatabaseError(
+                f"{shards_dir / entry['file']}: columns {table.column_names} differ from {names}"
+            )
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def code_matrix(column: pa.ChunkedArray | pa.Array, code_bytes: int) -> np.ndarray:
+    """(N, code_bytes) uint8 view of a fixed_size_binary column (packed codes)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    data = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+    start = array.offset * code_bytes
+    return data[start : start + len(array) * code_bytes].reshape(len(array), code_bytes).copy()
+
+
+# de-duplication ---------------------------------------------------------------------------------
+
+
+def unique_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique codes in byte order, code_id of every input row)."""
+    width = codes.shape[1]
+    keys = np.ascontiguousarray(codes).view(f"V{width}").ravel()
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    return np.frombuffer(uniq.tobytes(), dtype=np.uint8).reshape(-1, width), inverse.ravel()
+
+
+def postings_table(rows: pa.Table, code_id: np.ndarray) -> pa.Table:
+    """Postings sorted by code then sequence and region, so each code's rows are contiguous."""
+    columns = {"code_id": pa.array(code_id, type=pa.int64())}
+    columns.update(
+        {name: rows.column(name) for name in POSTING_COLUMNS if name in rows.schema.names}
+    )
+    table = pa.table(columns)
+    keys = [("code_id", "ascending"), ("source", "ascending"), ("seq_id", "ascending")]
+    return table.sort_by([*keys, ("region_start", "ascending"), ("region_end", "ascending")])
+
+
+def codes_table(codes: np.ndarray, code_id: np.ndarray) -> pa.Table:
+    """One row per unique code: its id (= FAISS id), bytes and number of postings."""
+    width = codes.shape[1]
+    counts = np.bincount(code_id, minlength=len(codes)).astype(np.int32)
+    binary = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(codes), [None, pa.py_buffer(codes.tobytes())]
+    )
+    return pa.table(
+        {
+            "code_id": pa.array(np.arange(len(codes)), pa.int64()),
+            "code": binary,
+            "n_postings": counts,
+        }
+    )
+
+
+# the FAISS index --------------------------------------------------------------------------------
+
+
+def choose_index(kind: str, n_codes: int) -> str:
+    """``auto`` -> exact flat search up to AUTO_APPROXIMATE_ABOVE unique codes, HNSW beyond."""
+    if kind not in INDEX_KINDS:
+        raise DatabaseError(f"unknown index kind '{kind}' (choose from {', '.join(INDEX_KINDS)})")
+    if kind != "auto":
+        return kind
+    return "hnsw" if n_codes > AUTO_APPROXIMATE_ABOVE else "flat"
+
+
+def ivf_lists(n_codes: int) -> int:
+    """Inverted lists: ~4 sqrt(N), but enough training points per list (FAISS wants >= 39)."""
+    return max(1, min(int(4 * math.sqrt(n_codes)), n_codes // 39))
+
+
+def build_index(codes: np.ndarray, kind: str) -> tuple[faiss.IndexBinary, dict[str, Any]]:
+    """A FAISS binary index over ``codes`` (FAISS id = row) and the parameters used."""
+    import faiss
+
+    bits = codes.shape[1] * 8
+    params: dict[str, Any] = {"kind": kind, "file": INDEX_FILE}
+    if kind == "flat":
+        index = faiss.IndexBinaryFlat(bits)
+    elif kind == "hnsw":
+        index = faiss.IndexBinaryHNSW(bits, HNSW_M)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        params.update(M=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, ef_search=HNSW_EF_SEARCH)
+    elif kind == "ivf":
+        nlist = ivf_lists(len(codes))
+        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, nlist)
+        index.train(codes)
+        params.update(nlist=nlist, nprobe=min(nlist, IVF_NPROBE))
+    else:
+        raise DatabaseError(f"unknown index kind '{kind}'")
+    index.add(codes)
+    return index, params
+
+
+# building ---------------------------------------------------------------------------------------
+
+
+def resolve_checkpoint(
+    checkpoint: str | os.PathLike | None, manifest: dict[str, Any]
+) -> Path | None:
+    """The checkpoint to store: the one given, else one the shards' manifest names, if it exists."""
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise DatabaseError(f"{checkpoint}: no such checkpoint")
+        return Path(checkpoint)
+    for key in ("checkpoint", "ckpt_path"):
+        named = manifest.get(key)
+        if isinstance(named, str) and Path(named).is_file():
+            return Path(named)
+    return None
+
+
+def model_record(checkpoint: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Load the checkpoint, refuse it unless it made the shards, and describe it."""
+    from neurohash.checkpoint import load_module
+
+    try:
+        module = load_module(checkpoint)
+    except Exception as exc:  # unpickling, config or state-dict errors all mean "unusable"
+        raise DatabaseError(f"{checkpoint}: cannot load checkpoint ({exc})") from exc
+    fingerprint = fingerprint_of(module)
+    if fingerprint != manifest["model_fingerprint"]:
+        raise DatabaseError(
+            f"{checkpoint}: this model (fingerprint {fingerprint[:16]}) did not make these shards "
+            f"(made by {str(manifest['model_fingerprint'])[:16]}); give the checkpoint that made "
+            "them"
+        )
+    if module.hashing.bits != int(manifest["code_bits"]):
+        raise DatabaseError(
+            f"{checkpoint}: model emits {module.hashing.bits}-bit codes, shards hold "
+            f"{manifest['code_bits']}-bit codes"
+        )
+    return {
+        "file": MODEL_FILE,
+        "source": str(checkpoint.resolve()),
+        "sha256": file_sha256(checkpoint),
+        "edits_per_bit": edits_per_bit(module),
+    }
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, **PARQUET_OPTIONS)
+
+
+def build_database(
+    shards_dir: str | os.PathLike,
+    db_dir: str | os.PathLike,
+    index: str = "auto",
+    checkpoint: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Build the database of ``shards_dir`` in ``db_dir`` (atomically) and return its manifest."""
+    manifest = shards_manifest(shards_dir)
+    db_dir = Path(db_dir)
+    check_destination(db_dir, overwrite)
+    ckpt = resolve_checkpoint(checkpoint, manifest)
+    model = model_record(ckpt, manifest) if ckpt is not None else None
+    rows = read_shards(shards_dir, manifest)
+    codes, code_id = unique_codes(code_matrix(rows.column("code"), int(manifest["code_bits"]) // 8))
+    postings = postings_table(rows, code_id)
+    kind = choose_index(index, len(codes))
+    tmp = db_dir.parent / f".{db_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        write_parquet(codes_table(codes, code_id), tmp / CODES_FILE)
+        write_parquet(postings, tmp / POSTINGS_FILE)
+        faiss_index, index_params = build_index(codes, kind)
+        write_index(faiss_index, tmp / INDEX_FILE)
+        if ckpt is not None:
+            shutil.copyfile(ckpt, tmp / MODEL_FILE)
+        db_manifest = database_manifest(shards_dir, manifest, postings, codes, index_params, model)
+        db_manifest["files"] = file_records(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(db_manifest, indent=2) + "\n")
+        move_into_place(tmp, db_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return db_manifest
+
+
+def write_index(index: faiss.IndexBinary, path: Path) -> None:
+    import faiss
+
+    faiss.write_index_binary(index, str(path))
+
+
+def count_sequences(postings: pa.Table) -> int:
+    """Distinct (source, seq_id) pairs: the same id in two files is two sequences."""
+    keys = pc.binary_join_element_wise(postings["source"], postings["seq_id"], "\x00")
+    return len(pc.unique(keys))
+
+
+def database_manifest(
+    shards_dir: str | os.PathLike,
+    shards: dict[str, Any],
+    postings: pa.Table,
+    codes: np.ndarray,
+    index_params: dict[str, Any],
+    model: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What the database holds and what made it."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "neurohash_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model_fingerprint": shards["model_fingerprint"],
+        "code_bits": int(shards["code_bits"]),
+        "embedding_dim": shards.get("embedding_dim"),
+        "max_len": shards.get("max_len"),
+        "shards_dir": str(Path(shards_dir).resolve()),
+        "shards_manifest": shards,
+        "counts": {
+            "sequences": count_sequences(postings),
+            "regions": postings.num_rows,
+            "unique_codes": len(codes),
+        },
+        "has_sequences": "sequence" in postings.column_names,
+        "index": index_params,
+        "model": model,
+    }
+
+
+def file_records(directory: Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every file written so far (the manifest itself excluded)."""
+    return {
+        path.name: {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+        for path in sorted(directory.iterdir())
+        if path.name != MANIFEST
+    }
+
+
+def check_destination(db_dir: Path, overwrite: bool) -> None:
+    """Refuse to clobber anything but an empty directory or (with overwrite) a database."""
+    if not db_dir.exists():
+        return
+    if not db_dir.is_dir():
+        raise DatabaseError(f"{db_dir}: exists and is not a directory")
+    if not any(db_dir.iterdir()):
+        return
+    if not (db_dir / MANIFEST).is_file():
+        raise DatabaseError(f"{db_dir}: exists, is not empty and is not a neurohash database")
+    if not overwrite:
+        raise DatabaseError(f"{db_dir}: a database is already there (use --force to replace it)")
+
+
+def move_into_place(tmp: Path, db_dir: Path) -> None:
+    """Rename the finished temporary directory to ``db_dir``, replacing an old database."""
+    old = None
+    if db_dir.exists():
+        if any(db_dir.iterdir()):
+            old = db_dir.parent / f".{db_dir.name}.old-{uuid.uuid4().hex[:8]}"
+            db_dir.rename(old)
+        else:
+            db_dir.rmdir()
+    tmp.rename(db_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# opening ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    """An opened database: codes, postings, the FAISS index and per-posting target numbers.
+
+    A *target* is one stored sequence (distinct source and seq_id); ``target_of[p]`` is the target
+    of posting row ``p``, ``offsets[c]:offsets[c + 1]`` the posting rows of code ``c``.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    codes: np.ndarray
+    postings: pa.Table
+    index: faiss.IndexBinary
+    offsets: np.ndarray
+    target_of: np.ndarray
+
+    @classmethod
+    def open(cls, db_dir: str | os.PathLike) -> Database:
+        """Open ``db_dir`` read-only (errors name the directory and the missing part)."""
+        path = Path(db_dir)
+        if not path.is_dir():
+            raise DatabaseError(f"{db_dir}: no such database directory")
+        manifest = read_json(path / MANIFEST)
+        if manifest.get("format") != FORMAT:
+            raise DatabaseError(f"{db_dir}: not a neurohash database (manifest format)")
+        if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+            raise DatabaseError(f"{db_dir}: made by a newer neurohash (format {FORMAT_VERSION})")
+        check_files(path, manifest)
+        codes_tab = pq.read_table(path / CODES_FILE)
+        codes = code_matrix(codes_tab.column("code"), int(manifest["code_bits"]) // 8)
+        postings = pq.read_table(path / POSTINGS_FILE).combine_chunks()
+        offsets = posting_offsets(postings, len(codes), path)
+        targets = pc.binary_join_element_wise(postings["source"], postings["seq_id"], "\x00")
+        target_of = pc.dictionary_encode(targets).combine_chunks().indices.to_numpy()
+        index = read_index(path / INDEX_FILE, manifest["index"])
+        if index.ntotal != len(codes):
+            raise DatabaseError(
+                f"{path}: index holds {index.ntotal} codes, codes table {len(codes)}"
+            )
+        return cls(path, manifest, codes, postings, index, offsets, target_of.astype(np.int64))
+
+    @property
+    def code_bits(self) -> int:
+        return int(self.manifest["code_bits"])
+
+    @property
+    def model_path(self) -> Path | None:
+        """The stored checkpoint that embeds queries, if the database has one."""
+        model = self.manifest.get("model")
+        return self.path / model["file"] if model else None
+
+    @property
+    def edits_per_bit(self) -> float | None:
+        model = self.manifest.get("model") or {}
+        return model.get("edits_per_bit")
+
+    @property
+    def has_sequences(self) -> bool:
+        return "sequence" in self.postings.column_names
+
+    def sequences(self) -> list[str]:
+        """Region sequences of all postings, in posting order."""
+        return self.region_sequences(np.arange(self.postings.num_rows))
+
+    def region_sequences(self, rows: np.ndarray) -> list[str]:
+        """Region sequences of the given posting rows (for exact re-ranking)."""
+        if not self.has_sequences:
+            raise DatabaseError(
+                f"{self.path}: stores no region sequences, so exact re-ranking is impossible "
+                "(write shards with sequences and rebuild)"
+            )
+        column = self.postings.column("sequence")
+        return column.take(pa.array(np.asarray(rows, dtype=np.int64))).to_pylist()
+
+    def stats(self) -> dict[str, Any]:
+        """Sequences, regions, unique codes and on-disk bytes (per region: data files only)."""
+        counts = self.manifest["counts"]
+        sizes = {name: (self.path / name).stat().st_size for name in DATA_FILES}
+        model = self.model_path
+        data_bytes = sum(sizes.values())
+        regions = int(counts["regions"])
+        return {
+            "database": str(self.path),
+            "sequences": int(counts["sequences"]),
+            "regions": regions,
+            "unique_codes": int(counts["unique_codes"]),
+            "code_bits": self.code_bits,
+            "index": self.manifest["index"]["kind"],
+            "has_sequences": self.has_sequences,
+            "bytes_data": data_bytes,
+            "bytes_per_region": data_bytes / regions if regions else 0.0,
+            "bytes_index": sizes[INDEX_FILE],
+            "bytes_codes": sizes[CODES_FILE],
+            "bytes_postings": sizes[POSTINGS_FILE],
+            "bytes_model": model.stat().st_size if model and model.is_file() else 0,
+            "model_fingerprint": self.manifest["model_fingerprint"],
+        }
+
+
+def check_files(path: Path, manifest: dict[str, Any]) -> None:
+    """Every data file present, with the size the manifest recorded (a cheap truncation check;
+    the sha256 in the manifest is there for a full check)."""
+    recorded = manifest.get("files") or {}
+    for name in DATA_FILES:
+        file = path / name
+        if not file.is_file():
+            raise DatabaseError(f"{file}: missing from the database")
+        expected = (recorded.get(name) or {}).get("bytes")
+        if expected is not None and file.stat().st_size != int(expected):
+            raise DatabaseError(
+                f"{file}: {file.stat().st_size} bytes, the manifest says {expected} "
+                "(truncated or replaced; rebuild the database)"
+            )
+
+
+def posting_offsets(postings: pa.Table, n_codes: int, path: Path) -> np.ndarray:
+    """Start of each code's postings (postings are sorted by code_id; checked)."""
+    code_id = postings.column("code_id").to_numpy()
+    if len(code_id) and (np.any(np.diff(code_id) < 0) or code_id[0] < 0 or code_id[-1] >= n_codes):
+        raise DatabaseError(f"{path / POSTINGS_FILE}: postings are not sorted by valid code ids")
+    offsets = np.zeros(n_codes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(code_id, minlength=n_codes), out=offsets[1:])
+    return offsets
+
+
+def read_index(path: Path, params: dict[str, Any]) -> faiss.IndexBinary:
+    """Read the FAISS index and restore its search-time parameters."""
+    import faiss
+
+    try:
+        index = faiss.read_index_binary(str(path))
+    except RuntimeError as exc:
+        raise DatabaseError(f"{path}: unreadable FAISS index ({exc})") from exc
+    # read_index_binary returns the concrete class (downcasting again would free it under us)
+    if params.get("kind") == "hnsw":
+        index.hnsw.efSearch = int(params.get("ef_search", HNSW_EF_SEARCH))
+    elif params.get("kind") == "ivf":
+        index.nprobe = int(params.get("nprobe", IVF_NPROBE))
+    return index

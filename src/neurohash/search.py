@@ -1,0 +1,413 @@
+"""Nearest stored sequences of query codes: Hamming search in FAISS, optional exact re-ranking.
+
+A query (one or more regions, each with a code) is answered in three steps:
+
+1. FAISS finds the nearest unique codes by Hamming distance;
+2. each code expands through its postings to the stored regions carrying it, and hits are
+   aggregated per target sequence, keeping its best (smallest) Hamming distance; if duplicates
+   leave fewer targets than wanted, FAISS is asked again for more codes;
+3. with ``rerank``, ``candidates_factor * k`` candidate targets are re-ranked by the exact edit
+   distance (rapidfuzz) between the query's and the candidates' region sequences.
+
+``est_distance`` turns a Hamming distance into edit operations with the model's learned scale
+(``edits_per_bit``, recorded when the database was built); without one it is the raw Hamming.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from neurohash.database import Database, DatabaseError, fingerprint_of
+
+if TYPE_CHECKING:
+    from neurohash.data.cleaning import Cleaning
+    from neurohash.data.fasta import SequenceRecord
+    from neurohash.module import DistanceEmbeddingModule
+
+DEFAULT_CANDIDATES_FACTOR = 10.0
+GROWTH = 4  # how much further FAISS looks when duplicates left too few distinct targets
+TSV_COLUMNS = ("query_id", "target_id", "rank", "hamming", "est_distance")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One target of one query; ``region_*`` is the stored region that decided the rank."""
+
+    query: int
+    rank: int
+    target: int
+    target_id: str
+    source: str
+    region_start: int
+    region_end: int
+    hamming: int
+    est_distance: float
+    edit_distance: int | None = None
+
+
+@dataclass
+class Candidates:
+    """Every stored region FAISS put near one query, and the targets ranked by best Hamming."""
+
+    posting: np.ndarray  # posting rows reached
+    hamming: np.ndarray  # their Hamming distances
+    row: np.ndarray  # the query region (row of query_codes) that reached them
+    best: np.ndarray  # indices into the three arrays above: best entry per target, ranked
+
+
+# candidate generation ---------------------------------------------------------------------------
+
+
+def nearest_codes(db: Database, codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Hamming, code id) of the ``n`` nearest unique codes of each row (id -1: none)."""
+    n = max(1, min(n, db.index.ntotal))
+    hnsw = getattr(db.index, "hnsw", None)
+    if hnsw is not None:  # HNSW returns at most efSearch neighbours
+        hnsw.efSearch = max(int(db.manifest["index"].get("ef_search", 0)), n)
+    distances, ids = db.index.search(np.ascontiguousarray(codes), n)
+    return distances, ids
+
+
+def expand(
+    db: Database, distances: np.ndarray, ids: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Code hits -> (posting row, Hamming, query row) for every posting of every hit code."""
+    valid = ids >= 0
+    code = ids[valid]
+    ham = distances[valid]
+    row = np.broadcast_to(rows[:, None], ids.shape)[valid]
+    starts = db.offsets[code]
+    counts = db.offsets[code + 1] - starts
+    owner = np.repeat(np.arange(len(code)), counts)
+    within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return starts[owner] + within, ham[owner], row[owner]
+
+
+def rank_targets(db: Database, posting: np.ndarray, hamming: np.ndarray) -> np.ndarray:
+    """Index of each target's best entry (least Hamming, then posting row), best target first."""
+    order = np.lexsort((posting, hamming))
+    _, first = np.unique(db.target_of[posting[order]], return_index=True)
+    first.sort()
+    return order[first]
+
+
+def all_candidates(
+    db: Database, codes: np.ndarray, groups: list[np.ndarray], want: int
+) -> list[Candidates]:
+    """Candidates of every query (``groups[q]``: its region rows), ``want`` targets each.
+
+    One batched FAISS call for all queries; only queries whose codes are shared by too few
+    distinct targets are asked again, for GROWTH times more codes.
+    """
+    found: list[Candidates | None] = [None] * len(groups)
+    pending, n = list(range(len(groups))), want
+    while pending:
+        rows = np.concatenate([groups[q] for q in pending])
+        distances, ids = nearest_codes(db, codes[rows], n)
+        bounds = np.cumsum([0, *(len(groups[q]) for q in pending)])
+        still = []
+        for q, a, b in zip(pending, bounds[:-1], bounds[1:], strict=True):
+            posting, hamming, row = expand(db, distances[a:b], ids[a:b], groups[q])
+            best = rank_targets(db, posting, hamming)
+            if len(best) >= want or n >= db.index.ntotal or a == b:
+                found[q] = Candidates(posting, hamming, row, best[:want])
+            else:
+                still.append(q)
+        pending, n = still, min(db.index.ntotal, n * GROWTH)
+    return found  # type: ignore[return-value]
+
+
+# re-ranking -------------------------------------------------------------------------------------
+
+
+def rerank_pairs(db: Database, cands: Candidates) -> tuple[np.ndarray, np.ndarray]:
+    """Unique (query row, posting row) pairs among the regions of the candidate targets."""
+    chosen = np.isin(db.target_of[cands.posting], db.target_of[cands.posting[cands.best]])
+    pairs = np.unique(np.stack([cands.row[chosen], cands.posting[chosen]], axis=1), axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def exact_distances(
+    db: Database, query_seqs: Sequence[str], pairs: list[tuple[np.ndarray, np.ndarray]]
+) -> list[np.ndarray]:
+    """Edit distances of all queries' pairs, in one rapidfuzz call (all cores)."""
+    from neurohash.data.edit_distance import paired_distances
+
+    left = [query_seqs[r] for rows, _ in pairs for r in rows]
+    right = db.region_sequences(np.concatenate([posts for _, posts in pairs]))
+    flat = paired_distances(left, right)
+    bounds = np.cumsum([0, *(len(rows) for rows, _ in pairs)])
+    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def reranked(
+    db: Database, cands: Candidates, posting: np.ndarray, distance: np.ndarray
+) -> list[tuple[int, int, int]]:
+    """(candidate rank, best posting by edit distance, edit distance), ordered by edit distance.
+
+    Ties keep the Hamming order, so the result is deterministic.
+    """
+    best_posting = cands.posting[cands.best]
+    rank_of = {int(t): i for i, t in enumerate(db.target_of[best_posting])}
+    best: dict[int, tuple[int, int]] = {}
+    for post, dist in zip(posting.tolist(), distance.tolist(), strict=True):
+        rank = rank_of[int(db.target_of[post])]
+        if rank not in best or dist < best[rank][1]:
+            best[rank] = (post, dist)
+    return sorted(((r, p, d) for r, (p, d) in best.items()), key=lambda x: (x[2], x[0]))
+
+
+# the search -------------------------------------------------------------------------------------
+
+
+def n_candidates(k: int, rerank: bool, candidates_factor: float) -> int:
+    """Targets to collect per query: k, or candidates_factor * k (at least k) to re-rank."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return max(k, math.ceil(candidates_factor * k)) if rerank else k
+
+
+def query_rows(query_of: np.ndarray, n_queries: int) -> list[np.ndarray]:
+    """Rows (regions) of each query number."""
+    order = np.argsort(query_of, kind="stable")
+    bounds = np.searchsorted(query_of[order], np.arange(n_queries + 1))
+    return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def search(
+    db: Database,
+    query_codes: np.ndarray,
+    k: int,
+    rerank: bool = False,
+    query_seqs: Sequence[str] | None = None,
+    candidates_factor: float = DEFAULT_CANDIDATES_FACTOR,
+    query_of: np.ndarray | None = None,
+) -> list[list[Hit]]:
+    """The ``k`` best targets of each query, best first.
+
+    ``query_codes`` are packed codes (R, bits / 8), one per query region; ``query_of[r]`` is the
+    query number of region r (default: one region per query); ``query_seqs[r]`` its sequence,
+    needed for ``rerank``.
+    """
+    query_codes = np.ascontiguousarray(query_codes, dtype=np.uint8)
+    if query_codes.ndim != 2 or query_codes.shape[1] * 8 != db.code_bits:
+        raise DatabaseError(
+            f"query codes of shape {query_codes.shape} do not fit {db.code_bits}-bit codes"
+        )
+    query_of = np.arange(len(query_codes)) if query_of is None else np.asarray(query_of)
+    if rerank and (query_seqs is None or len(query_seqs) != len(query_codes)):
+        raise ValueError("rerank needs one query sequence per query code")
+    n_queries = int(query_of.max()) + 1 if len(query_of) else 0
+    if n_queries == 0 or db.index.ntotal == 0:
+        return [[] for _ in range(n_queries)]
+    want = n_candidates(k, rerank, candidates_factor)
+    cands = all_candidates(db, query_codes, query_rows(query_of, n_queries), want)
+    if not rerank:
+        return [hamming_hits(db, q, c, k) for q, c in enumerate(cands)]
+    pairs = [rerank_pairs(db, c) for c in cands]
+    distances = exact_distances(db, query_seqs, pairs)
+    return [
+        edit_hits(db, q, c, p[1], d, k)
+        for q, (c, p, d) in enumerate(zip(cands, pairs, distances, strict=True))
+    ]
+
+
+def make_hit(
+    db: Database, query: int, rank: int, posting: int, hamming: int, edit: int | None = None
+) -> Hit:
+    """A Hit for posting row ``posting`` (its target, region and estimated distance)."""
+    row = {name: db.postings.column(name)[posting].as_py() for name in POSTING_FIELDS}
+    scale = db.edits_per_bit
+    return Hit(
+        query=query,
+        rank=rank,
+        target=int(db.target_of[posting]),
+        target_id=row["seq_id"],
+        source=row["source"],
+        region_start=int(row["region_start"]),
+        region_end=int(row["region_end"]),
+        hamming=int(hamming),
+        est_distance=float(hamming) * scale if scale is not None else float(hamming),
+        edit_distance=None if edit is None else int(edit),
+    )
+
+
+POSTING_FIELDS = ("seq_id", "source", "region_start", "region_end")
+
+
+def hamming_hits(db: Database, query: int, cands: Candidates, k: int) -> list[Hit]:
+    """The first k targets by best Hamming distance."""
+    return [
+        make_hit(db, query, rank, int(cands.posting[i]), int(cands.hamming[i]))
+        for rank, i in enumerate(cands.best[:k].tolist(), start=1)
+    ]
+
+
+def edit_hits(
+    db: Database,
+    query: int,
+    cands: Candidates,
+    posting: np.ndarray,
+    distance: np.ndarray,
+    k: int,
+) -> list[Hit]:
+    """The first k candidate targets by exact edit distance (Hamming reported as the best)."""
+    hits = []
+    for rank, (cand_rank, post, dist) in enumerate(reranked(db, cands, posting, distance)[:k], 1):
+        hamming = int(cands.hamming[cands.best[cand_rank]])
+        hits.append(make_hit(db, query, rank, post, hamming, dist))
+    return hits
+
+
+# queries: FASTA -> cleaned regions -> codes -----------------------------------------------------
+
+
+def query_cleaning(cleaning: Cleaning) -> Cleaning:
+    """Training-time cleaning minus what would silently drop a query.
+
+    No length limits or de-duplication (long queries are cut into regions; each query gets an
+    answer), and ambiguous bases are replaced rather than the query dropped.
+    """
+    ambiguous = "replace" if cleaning.ambiguous == "drop" else cleaning.ambiguous
+    return dataclasses.replace(cleaning, min_len=1, max_len=None, dedupe=False, ambiguous=ambiguous)
+
+
+def iter_queries(path: str | os.PathLike, cleaning: Cleaning) -> Iterator[SequenceRecord]:
+    """Cleaned query records, streamed; a record that cannot be a query names file and record."""
+    from neurohash.data.cleaning import clean_sequence
+    from neurohash.data.fasta import SequenceFileError, SequenceRecord, iter_records
+
+    for number, rec in enumerate(iter_records(path), start=1):
+        seq, reason = clean_sequence(rec, cleaning)
+        if seq is None:
+            raise SequenceFileError(
+                f"{os.fspath(path)}: record {number} ('{rec.id}') cannot be a query ({reason})"
+            )
+        yield SequenceRecord(rec.id, seq, rec.source)
+
+
+def query_regions(
+    records: Sequence[SequenceRecord], max_len: int, settings: dict | None = None
+) -> tuple[list[str], np.ndarray]:
+    """Region sequences of the queries and the query number of each region.
+
+    Uses the database's own region sampling (``neurohash.data.regions``) where available;
+    otherwise each query is one region, its first ``max_len`` bases.
+    """
+    sampler = region_sampler(max_len, settings)
+    seqs: list[str] = []
+    owner: list[int] = []
+    for number, rec in enumerate(records):
+        for start, end in sampler(rec.seq):
+            seqs.append(rec.seq[start:end])
+            owner.append(number)
+    return seqs, np.asarray(owner, dtype=np.int64)
+
+
+def region_sampler(max_len: int, settings: dict | None = None) -> Callable[[str], list]:
+    """A function seq -> [(start, end)] choosing regions as the database's shards did.
+
+    ``settings`` is the shards' manifest ``regions`` entry: the arguments of
+    ``neurohash.data.regions.sample_regions`` it names (window, density, k, seed) are used. With
+    no settings (or no regions module) each query is one region, its first ``max_len`` bases.
+    """
+    whole = lambda seq: [(0, min(len(seq), max_len))]  # noqa: E731
+    try:
+        from neurohash.data.regions import sample_regions
+    except ImportError:
+        return whole
+    accepted = inspect.signature(sample_regions).parameters
+    kwargs = {k: v for k, v in (settings or {}).items() if k in accepted and k != "seq"}
+    if "window" not in kwargs:
+        return whole
+    kwargs["window"] = min(int(kwargs["window"]), max_len)
+    return lambda seq: sample_regions(seq, **kwargs)
+
+
+def encode_codes(
+    module: DistanceEmbeddingModule, seqs: Sequence[str], max_len: int, batch_size: int = 256
+) -> np.ndarray:
+    """Packed codes (N, bits / 8) of cleaned region sequences, in batches."""
+    from neurohash.data.tokens import encode
+    from neurohash.hashing import pack_codes
+
+    width = module.hashing.bits // 8
+    out = [
+        pack_codes(module.codes(encode(seqs[i : i + batch_size], max_len).to(module.device)))
+        for i in range(0, len(seqs), batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, width), dtype=np.uint8)
+
+
+def load_model(path: str | os.PathLike) -> DistanceEmbeddingModule:
+    """``checkpoint.load_module`` with any failure reported as a DatabaseError naming ``path``."""
+    from neurohash.checkpoint import load_module
+
+    try:
+        return load_module(path)
+    except Exception as exc:  # unpickling, zip, config or state-dict errors all mean "unusable"
+        raise DatabaseError(f"{os.fspath(path)}: cannot load checkpoint ({exc})") from exc
+
+
+def query_model(
+    db: Database, checkpoint: str | os.PathLike | None = None
+) -> DistanceEmbeddingModule:
+    """The database's own model; an explicitly given checkpoint must be that same model."""
+    path = db.model_path
+    if path is None or not path.is_file():
+        raise DatabaseError(
+            f"{db.path}: holds no model checkpoint to embed queries (rebuild it with --ckpt)"
+        )
+    module = load_model(path)
+    expected = db.manifest["model_fingerprint"]
+    if fingerprint_of(module) != expected:
+        raise DatabaseError(f"{path}: does not match the database manifest's model fingerprint")
+    if checkpoint is not None:
+        given = fingerprint_of(load_model(checkpoint))
+        if given != expected:
+            raise DatabaseError(
+                f"{checkpoint}: a different model (fingerprint {given[:16]}) from the one that "
+                f"built database {db.path} ({expected[:16]}); its codes are not comparable. "
+                "Search without --ckpt (the database's own model) or rebuild the database with "
+                "this model"
+            )
+    return module
+
+
+def chunked(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of up to ``size`` consecutive items (queries are streamed in chunks)."""
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def tsv_header(rerank: bool) -> str:
+    return "\t".join((*TSV_COLUMNS, "edit_distance") if rerank else TSV_COLUMNS) + "\n"
+
+
+def tsv_rows(hits: Iterable[Hit], query_ids: Sequence[str], rerank: bool) -> Iterator[str]:
+    """One TSV line per hit (columns of ``tsv_header``)."""
+    for hit in hits:
+        fields = [
+            query_ids[hit.query],
+            hit.target_id,
+            str(hit.rank),
+            str(hit.hamming),
+            f"{hit.est_distance:.2f}",
+        ]
+        if rerank:
+            fields.append(str(hit.edit_distance))
+        yield "\t".join(fields) + "\n"

@@ -1,0 +1,318 @@
+"""The predict loop end to end on real reads: a tiny model is trained once, then writes hash
+shards of V4 reads (gz FASTA) and influenza segments (longer than the model's max_len, so they
+are cut into regions). Round trip, workers and ranks, resume after a kill, and bad inputs."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from neurohash.checkpoint import load_module, model_fingerprint
+from neurohash.data.fasta import SequenceFileError, iter_records
+from neurohash.data.regions import sample_regions
+from neurohash.data.tokens import encode
+from neurohash.hashing import pack_codes
+from neurohash.predict import MANIFEST, file_sha256, predict, shard_schema
+from neurohash.train import train
+from tests.conftest import INFLUENZA_FILE, V4_FILE, compose_train
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_LEN = 160
+N_READS = 150
+SHARD_SIZE = 40
+DENSITY = 5.0
+ROW_KEYS = ("seq_id", "source", "record", "region_start", "region_end", "code", "sequence")
+ID_KEYS = tuple(k for k in ROW_KEYS if k != "code")
+FAST = (
+    f"shard_size={SHARD_SIZE}",
+    "batch_size=32",
+    "num_workers=0",
+    f"regions.density={DENSITY}",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """A CNN/euclidean model (max_len 160) trained for 3 steps on 300 real V4 reads."""
+    run_dir = tmp_path_factory.mktemp("predict_train")
+    overrides = [
+        "data=fasta",
+        f"data.path={shared_data / V4_FILE}",
+        f"data.max_len={MAX_LEN}",
+        "data.max_seqs=300",
+        "data.eval_size=40",
+        "model=cnn",
+        "distance=euclidean",
+        "trainer.max_epochs=1",
+        "++trainer.limit_train_batches=3",
+        "trainer.accelerator=cpu",
+        "data.num_workers=0",
+        "logger=none",
+        f"paths.cache_dir={run_dir / 'cache'}",
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(compose_train(run_dir, *overrides))
+    finally:
+        torch.set_num_threads(threads)
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """a_reads.fasta.gz: the first 150 real V4 reads; b_flu.fasta: 6 influenza segments
+    (~1-2.3 kb) and one holding IUPAC codes (dropped by the stored cleaning)."""
+    folder = tmp_path_factory.mktemp("predict_inputs")
+    reads = itertools.islice(iter_records(shared_data / V4_FILE), N_READS)
+    with gzip.open(folder / "a_reads.fasta.gz", "wt") as handle:
+        handle.writelines(f">{r.id} sample read\n{r.seq}\n" for r in reads)
+    flu = list(itertools.islice(iter_records(shared_data / INFLUENZA_FILE), 300))
+    clean = [r for r in flu if set(r.seq) <= set("ACGT")][:6]
+    ambiguous = next(r for r in flu if not set(r.seq) <= set("ACGTN"))
+    with open(folder / "b_flu.fasta", "w") as handle:
+        handle.writelines(f">{r.id}\n{r.seq}\n" for r in [*clean[:3], ambiguous, *clean[3:]])
+    return folder
+
+
+def compose_predict(run_dir: Path, *overrides: str) -> DictConfig:
+    """Compose `python predict.py OVERRIDES` with Hydra's runtime set as @hydra.main does."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "predict", overrides=[f"hydra.run.dir={run_dir}", *overrides], return_hydra_config=True
+        )
+    cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def run_predict(checkpoint: Path, inputs: Path, out: Path, *overrides: str) -> dict:
+    cfg = compose_predict(
+        out.parent / f"{out.name}_hydra",
+        f"ckpt_path={checkpoint}",
+        f"input={inputs}/*.fasta*",
+        f"output_dir={out}",
+        *FAST,
+        *overrides,
+    )
+    return predict(cfg)
+
+
+def read_rows(out: Path) -> pa.Table:
+    """All rows of a shard directory, in shard order, checked against the manifest."""
+    manifest = json.loads((out / MANIFEST).read_text())
+    tables = []
+    for entry in manifest["shards"]:
+        path = out / entry["file"]
+        assert file_sha256(path) == entry["sha256"]
+        table = pq.read_table(path)
+        assert table.num_rows == entry["rows"]
+        tables.append(table)
+    return pa.concat_tables(tables)
+
+
+def row_set(table: pa.Table, keys: tuple[str, ...] = ID_KEYS) -> set[tuple]:
+    rows = {tuple(row[k] for k in keys) for row in table.to_pylist()}
+    assert len(rows) == table.num_rows  # no duplicated row
+    return rows
+
+
+def code_matrix(table: pa.Table) -> np.ndarray:
+    return np.frombuffer(b"".join(table.column("code").to_pylist()), np.uint8).reshape(-1, 16)
+
+
+def assert_codes_match(got: np.ndarray, expected: np.ndarray) -> None:
+    """Equal codes, up to a rare flipped bit: float sums differ in the last place between batch
+    compositions, which can flip a projection within ~1e-7 of zero."""
+    flips = np.unpackbits(got ^ expected, axis=1).sum(axis=1)
+    assert flips.max() <= 2 and (flips > 0).mean() <= 0.01, flips[flips > 0]
+
+
+def assert_same_rows(table: pa.Table, reference: pa.Table, keys: tuple[str, ...]) -> None:
+    """The same rows (ids, regions, sequences exactly; codes up to rare flips), in any order."""
+    assert row_set(table, keys) == row_set(reference, keys)
+    order = [table.column(k).to_pylist() for k in ("record", "region_start")]
+    ref_order = [reference.column(k).to_pylist() for k in ("record", "region_start")]
+    got = code_matrix(table)[np.lexsort(order[::-1])]
+    assert_codes_match(got, code_matrix(reference)[np.lexsort(ref_order[::-1])])
+
+
+@pytest.fixture(scope="module")
+def baseline(checkpoint: Path, inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One in-process run (one rank, no workers): the reference output."""
+    out = tmp_path_factory.mktemp("baseline") / "shards"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_predict(checkpoint, inputs, out)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def expected_regions(inputs: Path) -> list[tuple]:
+    """(seq_id, source, record, start, end, sequence) computed independently of the loop."""
+    rows, record = [], 0
+    for path in sorted(inputs.glob("*.fasta*")):
+        for rec in iter_records(path):
+            seq = rec.seq.upper()
+            if set(seq) <= set("ACGT"):
+                for start, end in sample_regions(seq, MAX_LEN, DENSITY, 15, 0):
+                    rows.append((rec.id, str(path), record, start, end, seq[start:end]))
+            record += 1
+    return rows
+
+
+def test_round_trip_codes_ids_regions(baseline: Path, checkpoint: Path, inputs: Path) -> None:
+    manifest = json.loads((baseline / MANIFEST).read_text())
+    table = read_rows(baseline)
+    module = load_module(checkpoint)
+    assert table.schema == shard_schema(128, None, store_sequences=True)
+    got = list(zip(*(table.column(k).to_pylist() for k in ID_KEYS), strict=True))
+    assert got == expected_regions(inputs)  # ids, sources, record numbers, regions, in order
+    seqs = table.column("sequence").to_pylist()
+    codes = pack_codes(module.codes(encode(seqs, MAX_LEN)))
+    assert_codes_match(code_matrix(table), codes)
+    assert manifest["model_fingerprint"] == model_fingerprint(module)
+    assert manifest["code_bits"] == 128 and manifest["max_len"] == MAX_LEN
+    assert manifest["embedding_dim"] == module.encoder.embedding_dim
+    assert manifest["rows"] == table.num_rows == sum(s["rows"] for s in manifest["shards"])
+    assert manifest["records"] == N_READS + 7 and manifest["records_kept"] == N_READS + 6
+    assert manifest["dropped"] == {"ambiguous": 1}
+    assert len(manifest["shards"]) == -(-(N_READS + 7) // SHARD_SIZE)
+    assert manifest["regions"] == {"window": MAX_LEN, "density": DENSITY, "k": 15, "seed": 0}
+    assert manifest["input_files"] == [str(p) for p in sorted(inputs.glob("*.fasta*"))]
+    assert manifest["checkpoint"] == os.path.abspath(checkpoint)
+    flu_rows = [r for r in got if r[1].endswith("b_flu.fasta")]
+    assert len(flu_rows) > 6 * 3  # long segments were cut into several regions each
+
+
+def test_workers_and_embeddings(baseline: Path, checkpoint: Path, inputs: Path, tmp_path) -> None:
+    """Two loader workers own alternate shards: the same rows; embeddings stored as float16."""
+    out = tmp_path / "shards"
+    manifest = run_predict(
+        checkpoint, inputs, out, "num_workers=2", "store_embeddings=true", "store_sequences=false"
+    )
+    table = read_rows(out)
+    dim = manifest["embedding_dim"]
+    assert table.schema == shard_schema(128, dim, store_sequences=False)
+    assert_same_rows(table, read_rows(baseline), ID_KEYS[:-1])
+    seqs = read_rows(baseline).column("sequence").to_pylist()
+    module = load_module(checkpoint)
+    with torch.no_grad():
+        expected = module(encode(seqs, MAX_LEN)).numpy()
+    stored = np.array(table.column("embedding").to_pylist(), dtype=np.float32)
+    np.testing.assert_allclose(stored, expected, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.slow
+def test_two_ranks_same_rows(baseline: Path, checkpoint: Path, inputs: Path, tmp_path) -> None:
+    """ddp_spawn on 2 CPU processes: each rank writes its own shards, none lost or duplicated."""
+    out = tmp_path / "shards"
+    overrides = ("trainer.strategy=ddp_spawn", "trainer.devices=2")
+    manifest = run_predict(checkpoint, inputs, out, *overrides)
+    assert_same_rows(read_rows(out), read_rows(baseline), ID_KEYS)
+    reference = json.loads((baseline / MANIFEST).read_text())
+    assert [(s["file"], s["rows"]) for s in manifest["shards"]] == [
+        (s["file"], s["rows"]) for s in reference["shards"]
+    ]
+
+
+def test_resume_after_kill(baseline: Path, checkpoint: Path, inputs: Path, tmp_path) -> None:
+    """A killed run leaves a missing shard, a shard without marker and a half-written temp file;
+    the rerun redoes exactly those and leaves finished shards untouched."""
+    out = tmp_path / "shards"
+    shutil.copytree(baseline, out)
+    (out / MANIFEST).unlink()
+    (out / "shard-000001.parquet").unlink()
+    (out / "shard-000001.done.json").unlink()
+    (out / "shard-000001.parquet.tmp").write_bytes(b"PAR1 half a shard")
+    (out / "shard-000003.done.json").unlink()  # killed between the rename and the marker
+    past = 1_000_000_000
+    for path in out.iterdir():
+        os.utime(path, (past, past))
+    manifest = run_predict(checkpoint, inputs, out)
+    assert_same_rows(read_rows(out), read_rows(baseline), ID_KEYS)
+    assert len(manifest["shards"]) == 4
+    for shard in range(4):
+        touched = (out / f"shard-{shard:06d}.parquet").stat().st_mtime != past
+        assert touched == (shard in (1, 3)), shard
+    assert not list(out.glob("*.tmp"))
+    for path in out.glob("shard-*"):
+        os.utime(path, (past, past))
+    run_predict(checkpoint, inputs, out)  # nothing left to do: nothing rewritten
+    assert all(path.stat().st_mtime == past for path in out.glob("shard-*"))
+
+
+def test_other_job_in_output_dir_is_refused(baseline: Path, checkpoint: Path, inputs: Path):
+    with pytest.raises(ValueError, match="another job"):
+        run_predict(checkpoint, inputs, baseline, "regions.density=2")
+
+
+def test_missing_input(checkpoint: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.fasta.gz"
+    cfg = compose_predict(
+        tmp_path / "hydra", f"ckpt_path={checkpoint}", f"input={missing}", f"output_dir={tmp_path}"
+    )
+    with pytest.raises(SequenceFileError, match=f"{missing}: no such file"):
+        predict(cfg)
+    cfg.input = str(tmp_path / "*.fa")
+    with pytest.raises(SequenceFileError, match="matches no file"):
+        predict(cfg)
+
+
+def test_not_fasta_and_bad_record(checkpoint: Path, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are my notes,\nnot sequences\n")
+    cfg = compose_predict(
+        tmp_path / "hydra", f"ckpt_path={checkpoint}", f"input={notes}", f"output_dir={tmp_path}"
+    )
+    with pytest.raises(SequenceFileError, match=f"{notes}.*FASTA"):
+        predict(cfg)
+    bad = tmp_path / "bad.fasta"
+    bad.write_text(">r1\nACGTACGT\n>r2\nACGT\n>r3\nACGXYZ\n")
+    cfg.input, cfg.trainer.accelerator = str(bad), "cpu"
+    with pytest.raises(SequenceFileError, match=f"{bad}: record 'r3'"):
+        predict(cfg)
+    assert not list(tmp_path.glob("*.parquet"))  # the failed shard was never written
+
+
+def test_predict_script(checkpoint: Path, inputs: Path, tmp_path: Path) -> None:
+    """`python predict.py ...` as a user runs it; the Hydra run dir holds the composed config."""
+    out, run_dir = tmp_path / "shards", tmp_path / "run"
+    command = [
+        sys.executable,
+        "predict.py",
+        f"ckpt_path={checkpoint}",
+        f"input={inputs}/a_reads.fasta.gz",
+        f"output_dir={out}",
+        f"hydra.run.dir={run_dir}",
+        "shard_size=100",
+        "trainer.enable_progress_bar=false",
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["rows"] == N_READS and len(manifest["shards"]) == 2
+    assert (run_dir / ".hydra" / "config.yaml").is_file()

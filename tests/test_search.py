@@ -1,0 +1,396 @@
+"""Search: exact Hamming neighbours (checked against brute force), exact re-ranking, and the
+`neurohash index / search / stats` commands on a tiny real model trained on V4 reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from rapidfuzz.distance import Levenshtein
+
+from neurohash.checkpoint import load_module, model_fingerprint
+from neurohash.cli import main
+from neurohash.data.sources import load_records
+from neurohash.database import Database, DatabaseError, build_database
+from neurohash.hashing import hamming_matrix
+from neurohash.search import encode_codes, search
+from neurohash.train import train
+from tests.conftest import compose_train
+from tests.test_database import synthetic_rows, write_shards
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+V4 = DATA / "study550_v4_amplicons.fasta.gz"
+MAX_LEN = 160
+N_DB = 200
+
+
+def brute_force(db_rows: dict, queries: np.ndarray) -> list[dict[tuple[str, str], int]]:
+    """Per query: every target (source, seq_id) -> its least Hamming distance over its regions."""
+    codes = np.stack(db_rows["code"])
+    ham = hamming_matrix(queries, codes)
+    keys = list(zip(db_rows["source"], db_rows["seq_id"], strict=True))
+    out = []
+    for row in ham:
+        best: dict[tuple[str, str], int] = {}
+        for key, h in zip(keys, row.tolist(), strict=True):
+            best[key] = min(h, best.get(key, h))
+        out.append(best)
+    return out
+
+
+def random_queries(n: int, bits: int = 32, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, bits // 8), dtype=np.uint8)
+
+
+@pytest.fixture
+def synthetic_db(tmp_path: Path) -> tuple[Database, dict]:
+    rows = synthetic_rows(n=300, n_codes=120)
+    build_database(write_shards(tmp_path / "shards", rows), tmp_path / "db", index="flat")
+    return Database.open(tmp_path / "db"), rows
+
+
+# exact Hamming search ---------------------------------------------------------------------------
+
+
+def test_search_returns_the_exact_hamming_nearest(synthetic_db: tuple[Database, dict]) -> None:
+    db, rows = synthetic_db
+    queries = np.concatenate([random_queries(20), np.stack(rows["code"][:5])])
+    truth = brute_force(rows, queries)
+    for q, hits in enumerate(search(db, queries, k=7)):
+        assert [h.rank for h in hits] == list(range(1, 8))
+        keys = [(h.source, h.target_id) for h in hits]
+        assert len(set(keys)) == 7  # one hit per target
+        assert all(truth[q][key] == h.hamming for key, h in zip(keys, hits, strict=True))
+        assert [h.hamming for h in hits] == sorted(truth[q].values())[:7]
+        assert all(h.est_distance == h.hamming for h in hits)  # no learned scale: raw Hamming
+    for q in range(20, 25):  # a stored code is found at distance 0
+        assert search(db, queries[q : q + 1], k=1)[0][0].hamming == 0
+
+
+def test_search_looks_past_codes_shared_by_many_regions(tmp_path: Path) -> None:
+    rows = synthetic_rows(n=240, n_codes=3)  # ~80 targets on only 3 codes
+    build_database(write_shards(tmp_path / "shards", rows), tmp_path / "db")
+    db = Database.open(tmp_path / "db")
+    queries = random_queries(4)
+    truth = brute_force(rows, queries)
+    for q, hits in enumerate(search(db, queries, k=25)):
+        assert len(hits) == 25 and len({h.target for h in hits}) == 25
+        assert [h.hamming for h in hits] == sorted(truth[q].values())[:25]
+
+
+def test_query_regions_are_aggregated_per_query(synthetic_db: tuple[Database, dict]) -> None:
+    db, rows = synthetic_db
+    queries = random_queries(6)
+    query_of = np.array([0, 1, 0, 2, 1, 0])
+    truth = brute_force(rows, queries)
+    hits = search(db, queries, k=5, query_of=query_of)
+    assert len(hits) == 3
+    for q, per_query in enumerate(hits):
+        best: dict = {}
+        for r in np.flatnonzero(query_of == q):
+            for key, h in truth[r].items():
+                best[key] = min(h, best.get(key, h))
+        assert [h.hamming for h in per_query] == sorted(best.values())[:5]
+        assert all(best[(h.source, h.target_id)] == h.hamming for h in per_query)
+        assert all(h.query == q for h in per_query)
+
+
+def test_more_hits_than_targets_returns_all_targets(synthetic_db: tuple[Database, dict]) -> None:
+    db, rows = synthetic_db
+    n_targets = db.stats()["sequences"]
+    hits = search(db, random_queries(1), k=n_targets + 50)[0]
+    assert len(hits) == n_targets
+
+
+# exact re-ranking -------------------------------------------------------------------------------
+
+
+def test_rerank_order_equals_exact_edit_distance_order(synthetic_db: tuple[Database, dict]) -> None:
+    db, rows = synthetic_db
+    rng = np.random.default_rng(5)
+    query_seqs = ["".join(rng.choice(list("ACGT"), size=30)) for _ in range(8)]
+    query_seqs += rows["sequence"][:2]
+    queries = np.concatenate([random_queries(8), np.stack(rows["code"][:2])])
+    n_targets = db.stats()["sequences"]
+    results = search(
+        db, queries, k=10, rerank=True, query_seqs=query_seqs, candidates_factor=n_targets
+    )
+    keys = list(zip(rows["source"], rows["seq_id"], strict=True))
+    for q, hits in enumerate(results):
+        exact: dict = {}  # every target is a candidate here: exact top-10 over all targets
+        for key, seq in zip(keys, rows["sequence"], strict=True):
+            d = Levenshtein.distance(query_seqs[q], seq)
+            exact[key] = min(d, exact.get(key, d))
+        got = [h.edit_distance for h in hits]
+        assert got == sorted(exact.values())[:10]
+        assert all(exact[(h.source, h.target_id)] == h.edit_distance for h in hits)
+    assert results[8][0].edit_distance == 0 and results[9][0].edit_distance == 0
+
+
+def test_rerank_only_reorders_the_candidates(synthetic_db: tuple[Database, dict]) -> None:
+    db, rows = synthetic_db
+    queries = random_queries(5, seed=9)
+    seqs = rows["sequence"][10:15]
+    plain = search(db, queries, k=6)
+    both = search(db, queries, k=3, rerank=True, query_seqs=seqs, candidates_factor=2)
+    for before, after in zip(plain, both, strict=True):
+        assert {h.target for h in after} <= {h.target for h in before}
+        distances = [h.edit_distance for h in after]
+        assert distances == sorted(distances)
+    with pytest.raises(ValueError, match="rerank needs"):
+        search(db, queries, k=3, rerank=True)
+
+
+# the commands, on a tiny real model ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CNN/euclidean model with a learned 128-bit hash, trained 3 steps on 300 V4 reads."""
+    if not V4.is_file():
+        pytest.skip(f"real test data not found in {DATA}")
+    run_dir = tmp_path_factory.mktemp("search_run")
+    overrides = [
+        "data=fasta",
+        f"data.path={V4}",
+        f"data.max_len={MAX_LEN}",
+        "data.max_seqs=300",
+        "data.eval_size=40",
+        "model=cnn",
+        "distance=euclidean",
+        "hashing=learned",
+        "trainer.max_epochs=1",
+        "++trainer.limit_train_batches=3",
+        "trainer.accelerator=cpu",
+        "data.num_workers=0",
+        "logger=none",
+        f"paths.cache_dir={run_dir / 'cache'}",
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(compose_train(run_dir, *overrides))
+    finally:
+        torch.set_num_threads(threads)
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def reads(checkpoint: Path) -> list:
+    """N_DB stored reads followed by 20 held-out reads (a different sample of the file)."""
+    module = load_module(checkpoint)
+    from neurohash.checkpoint import stored_cleaning
+
+    cleaning, _ = stored_cleaning(module, str(checkpoint))
+    records, _ = load_records(V4, cleaning, max_seqs=N_DB + 20, seed=7)
+    return records
+
+
+@pytest.fixture(scope="module")
+def shards(checkpoint: Path, reads: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shards of the stored reads, one region each, coded by the model (predict loop schema)."""
+    module = load_module(checkpoint)
+    stored = reads[:N_DB]
+    seqs = [rec.seq for rec in stored]
+    rows = {
+        "seq_id": [rec.id for rec in stored],
+        "source": [str(V4)] * len(stored),
+        "record": list(range(len(stored))),
+        "region_start": [0] * len(stored),
+        "region_end": [len(s) for s in seqs],
+        "code": list(encode_codes(module, seqs, MAX_LEN)),
+        "sequence": seqs,
+    }
+    directory = tmp_path_factory.mktemp("shards") / "v4"
+    return write_shards(directory, rows, bits=128, fingerprint=model_fingerprint(module))
+
+
+@pytest.fixture(scope="module")
+def db_dir(checkpoint: Path, shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "v4db"
+    assert main(["index", str(shards), "-o", str(path), "--ckpt", str(checkpoint), "--json"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def queries(reads: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """5 stored reads, then 5 held-out reads."""
+    path = tmp_path_factory.mktemp("queries") / "queries.fasta"
+    chosen = reads[:5] + reads[N_DB : N_DB + 5]
+    path.write_text("".join(f">{rec.id} query\n{rec.seq}\n" for rec in chosen))
+    return path
+
+
+def parse_tsv(text: str) -> tuple[list[str], list[list[str]]]:
+    lines = text.splitlines()
+    return lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
+
+
+def test_index_copies_the_model_and_records_the_scale(db_dir: Path, checkpoint: Path) -> None:
+    db = Database.open(db_dir)
+    assert (db_dir / "model.ckpt").read_bytes() == checkpoint.read_bytes()
+    module = load_module(checkpoint)
+    assert db.manifest["model_fingerprint"] == model_fingerprint(module)
+    scale = float(module.hashing.log_scale.detach().exp()) * MAX_LEN / 128
+    assert db.edits_per_bit == pytest.approx(scale)
+
+
+def test_search_tsv_header_and_rows(db_dir: Path, queries: Path, reads: list, capsys) -> None:
+    capsys.readouterr()
+    assert main(["search", str(db_dir), str(queries), "-k", "3", "--device", "cpu"]) == 0
+    header, rows = parse_tsv(capsys.readouterr().out)
+    assert header == ["query_id", "target_id", "rank", "hamming", "est_distance"]
+    assert len(rows) == 30 and all(len(row) == 5 for row in rows)
+    query_ids = [rec.id for rec in reads[:5] + reads[N_DB : N_DB + 5]]
+    assert [row[0] for row in rows] == [qid for qid in query_ids for _ in range(3)]
+    assert [int(row[2]) for row in rows] == [1, 2, 3] * 10
+    scale = Database.open(db_dir).edits_per_bit
+    for row in rows:
+        assert 0 <= int(row[3]) <= 128
+        assert float(row[4]) == pytest.approx(int(row[3]) * scale, abs=0.006)
+    stored_ids = {rec.id for rec in reads[:N_DB]}
+    assert {row[1] for row in rows} <= stored_ids
+    for i in range(5):  # a stored read finds a code at Hamming 0 (itself or an identical code)
+        assert rows[3 * i][3] == "0"
+
+
+def test_search_rerank_writes_exact_edit_distances(
+    db_dir: Path, queries: Path, reads: list, tmp_path: Path
+) -> None:
+    out = tmp_path / "hits.tsv"
+    args = ["search", str(db_dir), str(queries), "-k", "4", "--rerank", "--candidates", "40"]
+    assert main([*args, "-o", str(out)]) == 0
+    header, rows = parse_tsv(out.read_text())
+    assert header[-1] == "edit_distance" and len(header) == 6
+    seq_of = {rec.id: rec.seq for rec in reads}
+    for row in rows:
+        assert int(row[5]) == Levenshtein.distance(seq_of[row[0]], seq_of[row[1]])
+    for i in range(10):
+        distances = [int(row[5]) for row in rows[4 * i : 4 * i + 4]]
+        assert distances == sorted(distances)
+    for i in range(5):  # stored reads find themselves first
+        assert rows[4 * i][1] == rows[4 * i][0] and rows[4 * i][5] == "0"
+
+
+def test_stats_command(db_dir: Path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["stats", str(db_dir), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["sequences"] == stats["regions"] == N_DB
+    assert 1 <= stats["unique_codes"] <= N_DB and stats["code_bits"] == 128
+    assert stats["bytes_per_region"] == pytest.approx(stats["bytes_data"] / N_DB)
+    assert stats["bytes_model"] > 0
+    assert main(["stats", str(db_dir)]) == 0
+    assert "bytes per region" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def other_checkpoint(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same architecture with one weight changed: a different model."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    ckpt["state_dict"][name] = ckpt["state_dict"][name] + 0.5
+    path = tmp_path_factory.mktemp("other") / "other.ckpt"
+    torch.save(ckpt, path)
+    return path
+
+
+def test_other_model_is_refused(
+    db_dir: Path, queries: Path, other_checkpoint: Path, checkpoint: Path, shards: Path, capsys
+) -> None:
+    capsys.readouterr()
+    assert main(["search", str(db_dir), str(queries), "--ckpt", str(other_checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "different model" in err and str(other_checkpoint) in err
+    assert main(["search", str(db_dir), str(queries), "--ckpt", str(checkpoint)]) == 0
+    with pytest.raises(DatabaseError, match="did not make these shards"):
+        build_database(shards, db_dir.parent / "refused", checkpoint=other_checkpoint)
+    assert not (db_dir.parent / "refused").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (">q1\nACGTACGT\n>q2\nACGTXJ\n", "record 'q2'"),
+        (">q1\nACGT\n>\nACGT\n", "empty header"),
+        (">q1\nACGT\n>q2\n\n>q3\nAC\n", "'q2'"),
+        ("this is not a sequence file\n", "not valid FASTA"),
+        ("", "no sequence records"),
+    ],
+    ids=["non-nucleotide", "empty-header", "empty-sequence", "not-fasta", "empty-file"],
+)
+def test_bad_query_input_names_file_and_record(
+    db_dir: Path, tmp_path: Path, content: str, message: str, capsys
+) -> None:
+    path = tmp_path / "bad.fasta"
+    path.write_text(content)
+    out = tmp_path / "hits.tsv"
+    capsys.readouterr()
+    assert main(["search", str(db_dir), str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and message in err, err
+    assert not out.exists() and not list(tmp_path.glob("hits.tsv.tmp*"))  # no partial output
+
+
+def test_missing_inputs_are_named(db_dir: Path, queries: Path, tmp_path: Path, capsys) -> None:
+    capsys.readouterr()
+    assert main(["search", str(db_dir), str(tmp_path / "none.fa")]) == 2
+    assert "none.fa: no such file" in capsys.readouterr().err
+    assert main(["search", str(tmp_path / "nodb"), str(queries)]) == 2
+    assert "nodb: no such database directory" in capsys.readouterr().err
+    assert main(["stats", str(queries)]) == 2
+    assert "no such database directory" in capsys.readouterr().err
+
+
+def test_ambiguous_queries_are_answered(db_dir: Path, reads: list, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "n.fasta"
+    seq = reads[0].seq
+    path.write_text(f">withN\n{seq[:50]}N{seq[51:]}\n>rna\n{seq.replace('T', 'U').lower()}\n")
+    capsys.readouterr()
+    assert main(["search", str(db_dir), str(path), "-k", "1", "--rerank"]) == 0
+    _, rows = parse_tsv(capsys.readouterr().out)
+    assert [row[0] for row in rows] == ["withN", "rna"]
+    assert rows[1][1] == reads[0].id and rows[1][5] == "0" and int(rows[0][5]) <= 1
+
+
+def test_rerank_without_stored_sequences_is_refused(
+    checkpoint: Path, reads: list, queries: Path, tmp_path: Path, capsys
+) -> None:
+    module = load_module(checkpoint)
+    seqs = [rec.seq for rec in reads[:20]]
+    rows = {
+        "seq_id": [rec.id for rec in reads[:20]],
+        "source": ["v4"] * 20,
+        "record": list(range(20)),
+        "region_start": [0] * 20,
+        "region_end": [len(s) for s in seqs],
+        "code": list(encode_codes(module, seqs, MAX_LEN)),
+    }
+    shards = write_shards(tmp_path / "s", rows, bits=128, fingerprint=model_fingerprint(module))
+    assert main(["index", str(shards), "-o", str(tmp_path / "db"), "--ckpt", str(checkpoint)]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "db"), str(queries), "--rerank"]) == 2
+    assert "stores no region sequences" in capsys.readouterr().err
+    assert main(["search", str(tmp_path / "db"), str(queries), "-k", "2"]) == 0
+
+
+def test_unreadable_checkpoint_is_named(
+    db_dir: Path, queries: Path, tmp_path: Path, capsys
+) -> None:
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert main(["search", str(db_dir), str(queries), "--ckpt", str(bad)]) == 2
+    assert f"{bad}: cannot load checkpoint" in capsys.readouterr().err
+
+
+def test_index_command_reports_bad_shards(tmp_path: Path, capsys) -> None:
+    shards = write_shards(tmp_path / "shards", synthetic_rows())
+    (shards / "shard-00000.parquet").write_bytes(b"garbage")
+    capsys.readouterr()
+    assert main(["index", str(shards), "-o", str(tmp_path / "db")]) == 2
+    assert "shard-00000.parquet: sha256 does not match" in capsys.readouterr().err
+    assert not (tmp_path / "db").exists()
