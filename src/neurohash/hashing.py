@@ -9,7 +9,9 @@ every sequence.
   tanh(beta * head(e)); the relaxed Hamming fraction (1 - <c_i, c_j> / bits) / 2, times a learned
   scale, is fitted to ED / L by MSE; a quantisation penalty mean((|c| - 1)^2) pulls the relaxed
   codes to +-1 so that taking signs at inference changes little, and a balance penalty (the
-  squared batch mean of each bit) keeps every bit split about evenly, so no bit is wasted.
+  squared batch mean of each bit) keeps every bit split about evenly, so no bit is wasted. With
+  ``detach`` (the default) the hash loss trains only the head: trained jointly it pulled the
+  embedding towards codes and cost about 0.8 points of distance %RMSE on Greengenes.
 - ``SignHash``: SimHash, the untrained baseline: signs of a fixed seeded Gaussian projection of the
   centred embedding; the Hamming fraction estimates the angle between centred embeddings.
 
@@ -52,10 +54,11 @@ class LearnedHash(HashCoder):
         quantization: float = 0.1,
         beta: float = 1.0,
         balance: float = 0.1,
+        detach: bool = True,
     ) -> None:
         super().__init__(embedding_dim, bits)
         self.weight, self.quantization, self.beta = weight, quantization, beta
-        self.balance = balance
+        self.balance, self.detach = balance, detach
         self.head = nn.Linear(embedding_dim, bits)
         self.log_scale = nn.Parameter(torch.tensor(0.0))
 
@@ -66,6 +69,8 @@ class LearnedHash(HashCoder):
         return self.logits(emb) > 0
 
     def loss(self, emb: torch.Tensor, pairs: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+        if self.detach:  # the head learns from the embedding without pulling it towards codes
+            emb = emb.detach()
         relaxed = torch.tanh(self.beta * self.logits(emb))
         ca, cb = relaxed[pairs[:, 0]], relaxed[pairs[:, 1]]
         hamming = (1 - (ca * cb).sum(-1) / self.bits) / 2
@@ -76,7 +81,7 @@ class LearnedHash(HashCoder):
 
 
 class SignHash(HashCoder):
-    """SimHash of the embedding; ``project`` is the geometry's map into its space (if any)."""
+    """SimHash: signs of a fixed seeded random projection of the centred embedding."""
 
     def __init__(self, embedding_dim: int, bits: int = 128, seed: int = 0) -> None:
         super().__init__(embedding_dim, bits)
