@@ -72,3 +72,39 @@ def v4_small(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     with gzip.open(path, "wt") as handle:
         handle.writelines(f">{rec.id}\n{rec.seq}\n" for rec in records)
     return path
+
+
+TINY_MAX_LEN = 160
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """A tiny CNN/euclidean model with the default learned 128-bit hash (max_len 160), trained
+    3 steps on 300 real V4 reads: the model the CLI, predict and search tests run."""
+    run_dir = tmp_path_factory.mktemp("tiny_model")
+    overrides = [
+        "data=fasta",
+        f"data.path={shared_data / V4_FILE}",
+        f"data.max_len={TINY_MAX_LEN}",
+        "data.max_seqs=300",
+        "data.eval_size=40",
+        "model=cnn",
+        "distance=euclidean",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=3",
+        "trainer.accelerator=cpu",
+        "data.num_workers=0",
+        "logger=none",
+        f"paths.cache_dir={run_dir / 'cache'}",
+    ]
+    from neurohash.train import train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: two threads only contend on a 2-core machine
+    try:
+        train(compose_train(run_dir, *overrides))
+    finally:
+        torch.set_num_threads(threads)
+    path = run_dir / "checkpoints" / "last.ckpt"
+    assert path.is_file(), sorted(p.name for p in run_dir.rglob("*"))
+    return path

@@ -13,12 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from neurohash import __version__
 from neurohash.cli import main
-from neurohash.train import train
-from tests.conftest import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -28,36 +25,6 @@ INFLUENZA = DATA / "influenza_a_segments.fasta.gz"
 SCRIPT = ROOT / ".venv" / "bin" / "neurohash"
 MAX_LEN = 160
 METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CNN/euclidean model (max_len 160) trained for 3 steps on 300 real V4 reads."""
-    run_dir = tmp_path_factory.mktemp("cli_run")
-    overrides = [
-        "data=fasta",
-        f"data.path={V4}",
-        f"data.max_len={MAX_LEN}",
-        "data.max_seqs=300",
-        "data.eval_size=40",
-        "model=cnn",
-        "distance=euclidean",
-        "trainer.max_epochs=1",
-        "++trainer.limit_train_batches=3",
-        "trainer.accelerator=cpu",
-        "data.num_workers=0",
-        "logger=none",
-        f"paths.cache_dir={run_dir / 'cache'}",
-    ]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model: two threads only contend on a busy 2-core runner
-    try:
-        train(compose_train(run_dir, *overrides))
-    finally:
-        torch.set_num_threads(threads)
-    path = run_dir / "checkpoints" / "last.ckpt"
-    assert path.is_file(), sorted(p.name for p in run_dir.rglob("*"))
-    return path
 
 
 def run_cli(*args: str | Path, script: Path | None = None) -> subprocess.CompletedProcess[str]:

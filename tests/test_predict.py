@@ -29,8 +29,7 @@ from neurohash.data.regions import sample_regions
 from neurohash.data.tokens import encode
 from neurohash.hashing import pack_codes
 from neurohash.predict import MANIFEST, file_sha256, predict, shard_schema
-from neurohash.train import train
-from tests.conftest import INFLUENZA_FILE, V4_FILE, compose_train
+from tests.conftest import INFLUENZA_FILE, V4_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LEN = 160
@@ -47,34 +46,6 @@ FAST = (
     "trainer.accelerator=cpu",
     "trainer.enable_progress_bar=false",
 )
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
-    """A CNN/euclidean model (max_len 160) trained for 3 steps on 300 real V4 reads."""
-    run_dir = tmp_path_factory.mktemp("predict_train")
-    overrides = [
-        "data=fasta",
-        f"data.path={shared_data / V4_FILE}",
-        f"data.max_len={MAX_LEN}",
-        "data.max_seqs=300",
-        "data.eval_size=40",
-        "model=cnn",
-        "distance=euclidean",
-        "trainer.max_epochs=1",
-        "++trainer.limit_train_batches=3",
-        "trainer.accelerator=cpu",
-        "data.num_workers=0",
-        "logger=none",
-        f"paths.cache_dir={run_dir / 'cache'}",
-    ]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(compose_train(run_dir, *overrides))
-    finally:
-        torch.set_num_threads(threads)
-    return run_dir / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,6 @@ from neurohash.data.sources import load_records
 from neurohash.database import Database, DatabaseError, build_database
 from neurohash.hashing import hamming_matrix
 from neurohash.search import encode_codes, search
-from neurohash.train import train
-from tests.conftest import compose_train
 from tests.test_database import synthetic_rows, write_shards
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -145,37 +143,6 @@ def test_rerank_only_reorders_the_candidates(synthetic_db: tuple[Database, dict]
 
 
 # the commands, on a tiny real model ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CNN/euclidean model with a learned 128-bit hash, trained 3 steps on 300 V4 reads."""
-    if not V4.is_file():
-        pytest.skip(f"real test data not found in {DATA}")
-    run_dir = tmp_path_factory.mktemp("search_run")
-    overrides = [
-        "data=fasta",
-        f"data.path={V4}",
-        f"data.max_len={MAX_LEN}",
-        "data.max_seqs=300",
-        "data.eval_size=40",
-        "model=cnn",
-        "distance=euclidean",
-        "hashing=learned",
-        "trainer.max_epochs=1",
-        "++trainer.limit_train_batches=3",
-        "trainer.accelerator=cpu",
-        "data.num_workers=0",
-        "logger=none",
-        f"paths.cache_dir={run_dir / 'cache'}",
-    ]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(compose_train(run_dir, *overrides))
-    finally:
-        torch.set_num_threads(threads)
-    return run_dir / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture(scope="module")

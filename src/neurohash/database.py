@@ -20,7 +20,6 @@ temporary name and renamed into place: a crash never leaves a half-built databas
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -37,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from neurohash import __version__
+from neurohash.files import file_sha256
 
 if TYPE_CHECKING:
     import faiss
@@ -86,14 +86,6 @@ def edits_per_bit(module: DistanceEmbeddingModule) -> float | None:
     if log_scale is None:
         return None
     return math.exp(float(log_scale.detach())) * float(module.normaliser) / module.hashing.bits
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # reading shards ---------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ from neurohash.data.fasta import SequenceRecord, iter_records
 from neurohash.data.regions import sample_regions
 from neurohash.data.sources import expand_inputs
 from neurohash.data.tokens import encode
+from neurohash.files import TMP_SUFFIX, file_sha256, replace_atomically, temporary, write_json
 from neurohash.hashing import pack_codes
 from neurohash.module import DistanceEmbeddingModule
 
@@ -66,7 +67,6 @@ FORMAT = "neurohash-shards"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MARKER_SUFFIX = ".done.json"
-TMP_SUFFIX = ".tmp"
 PARQUET_COMPRESSION = "zstd"
 
 
@@ -371,31 +371,10 @@ def prediction_table(prediction: dict[str, Any], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def replace_atomically(tmp: Path, path: Path) -> None:
-    """Flush ``tmp`` to disk, then rename it over ``path``: readers see all or nothing."""
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    replace_atomically(tmp, path)
-
-
 def write_shard(output_dir: Path, table: pa.Table, info: dict[str, Any], job_key: str) -> None:
     """The shard's Parquet file, then its marker, each atomically (a temp name, then rename)."""
     path = output_dir / shard_name(info["shard"])
-    tmp = path.with_name(path.name + TMP_SUFFIX)
+    tmp = temporary(path)
     pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
     replace_atomically(tmp, path)
     marker = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from neurohash.data.datamodule import EditDistanceDataModule
+from neurohash.files import write_json
 from neurohash.losses import MSEDistanceLoss
 from neurohash.models.encoders import KmerEncoder
 from neurohash.module import DistanceEmbeddingModule, embed_sequences
@@ -59,12 +59,6 @@ def kmer_baseline(datamodule: EditDistanceDataModule, cfg: DictConfig) -> dict[s
     emb = embed_sequences(module, datamodule.seqs["test"], datamodule.max_len)
     metrics, _ = module.matrix_metrics(emb, datamodule.exact_distances("test"))
     return metrics
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
