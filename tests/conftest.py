@@ -41,11 +41,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 def compose_train(run_dir: Path, *overrides: str) -> DictConfig:
     """Compose `python train.py OVERRIDES` and set up Hydra's runtime as @hydra.main does."""
+    return compose_app("train", run_dir, *overrides)
+
+
+def compose_app(config_name: str, run_dir: Path, *overrides: str) -> DictConfig:
+    """Compose conf/CONFIG_NAME.yaml with OVERRIDES as its entry point's @hydra.main would."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train", overrides=[f"hydra.run.dir={run_dir}", *overrides], return_hydra_config=True
-        )
+        overrides = (f"hydra.run.dir={run_dir}", *overrides)
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
     cfg.hydra.runtime.output_dir = str(run_dir)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):

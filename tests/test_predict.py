@@ -18,10 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from neurohash.checkpoint import load_module, model_fingerprint
 from neurohash.data.fasta import SequenceFileError, iter_records
@@ -29,7 +26,7 @@ from neurohash.data.regions import sample_regions
 from neurohash.data.tokens import encode
 from neurohash.hashing import pack_codes
 from neurohash.predict import MANIFEST, file_sha256, predict, shard_schema
-from tests.conftest import INFLUENZA_FILE, V4_FILE
+from tests.conftest import INFLUENZA_FILE, V4_FILE, compose_app
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LEN = 160
@@ -66,16 +63,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
 
 def compose_predict(run_dir: Path, *overrides: str) -> DictConfig:
     """Compose `python predict.py OVERRIDES` with Hydra's runtime set as @hydra.main does."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "predict", overrides=[f"hydra.run.dir={run_dir}", *overrides], return_hydra_config=True
-        )
-    cfg.hydra.runtime.output_dir = str(run_dir)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return compose_app("predict", run_dir, *overrides)
 
 
 def run_predict(checkpoint: Path, inputs: Path, out: Path, *overrides: str) -> dict:
