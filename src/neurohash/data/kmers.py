@@ -5,27 +5,38 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from sklearn.neighbors import NearestNeighbors
 
 from neurohash.data.edit_distance import paired_distances
-
-_CODE = np.full(256, -1, dtype=np.int64)
-for _i, _base in enumerate("ACGT"):
-    _CODE[ord(_base)] = _i
+from neurohash.data.tokens import encode
 
 
-def kmer_profiles(seqs: Sequence[str], k: int) -> np.ndarray:
-    """(N, 4**k) float32 k-mer frequencies; k-mers containing N are skipped."""
+def kmer_codes(tokens: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every start position of (B, L) tokens, the k-mer's index in [0, 4**k) and whether it is
+    valid (no padding, no N). Shapes (B, L - k + 1)."""
+    codes = tokens - 1  # A,C,G,T -> 0..3; N -> 4 and padding -> -1 are invalid
+    windows = codes.unfold(1, k, 1)
+    valid = ((windows >= 0) & (windows < 4)).all(-1)
+    weights = 4 ** torch.arange(k - 1, -1, -1, device=tokens.device)
+    return (windows.clamp(0, 3) * weights).sum(-1), valid
+
+
+def kmer_frequencies(tokens: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, 4**k) k-mer frequencies of (B, L) tokens; k-mers with padding or N are skipped."""
+    codes, valid = kmer_codes(tokens, k)
+    counts = torch.zeros(len(tokens), 4**k, device=tokens.device)
+    counts.scatter_add_(1, codes, valid.float())
+    return counts / counts.sum(1, keepdim=True).clamp_min(1)
+
+
+def kmer_profiles(seqs: Sequence[str], k: int, batch: int = 1024) -> np.ndarray:
+    """(N, 4**k) float32 k-mer frequencies of cleaned sequences, computed in batches."""
     out = np.zeros((len(seqs), 4**k), dtype=np.float32)
-    weights = 4 ** np.arange(k - 1, -1, -1)
-    for row, seq in enumerate(seqs):
-        codes = _CODE[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
-        if len(codes) < k:
-            continue
-        windows = np.lib.stride_tricks.sliding_window_view(codes, k)
-        valid = (windows >= 0).all(axis=1)
-        counts = np.bincount(windows[valid] @ weights, minlength=4**k)
-        out[row] = counts / max(1, counts.sum())
+    for start in range(0, len(seqs), batch):
+        chunk = seqs[start : start + batch]
+        tokens = encode(chunk, max(k, *(len(s) for s in chunk)))
+        out[start : start + len(chunk)] = kmer_frequencies(tokens, k).numpy()
     return out
 
 

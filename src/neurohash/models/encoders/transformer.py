@@ -5,8 +5,8 @@ import math
 import torch
 from torch import nn
 
+from neurohash.data.kmers import kmer_codes
 from neurohash.models.encoders.base import Encoder
-from neurohash.models.encoders.kmer import kmer_codes
 
 
 def band_mask(tokens: int, window: int) -> torch.Tensor:
