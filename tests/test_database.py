@@ -37,8 +37,12 @@ def shard_table(rows: dict[str, list], bits: int, embedding_dim: int | None = No
         "region_end": pa.array(rows["region_end"], pa.int32()),
         "code": pa.array([bytes(c) for c in rows["code"]], pa.binary(bits // 8)),
     }
-    if embedding_dim:
+    if "embedding" in rows:
+        emb = np.asarray(rows["embedding"], dtype=np.float16)
+        embedding_dim = emb.shape[1]
+    elif embedding_dim:
         emb = np.zeros((len(rows["seq_id"]), embedding_dim), dtype=np.float16)
+    if embedding_dim:
         columns["embedding"] = pa.FixedSizeListArray.from_arrays(
             pa.array(emb.ravel()), embedding_dim
         )
@@ -61,7 +65,7 @@ def write_shards(
     n = len(rows["seq_id"])
     entries = []
     for i, part in enumerate(np.array_split(np.arange(n), n_shards)):
-        table = shard_table({k: [v[j] for j in part] for k, v in rows.items()}, bits, 8)
+        table = shard_table({k: [v[j] for j in part] for k, v in rows.items()}, bits)
         name = f"shard-{i:05d}.parquet"
         pq.write_table(table, directory / name, compression="zstd")
         digest = hashlib.sha256((directory / name).read_bytes()).hexdigest()
@@ -158,6 +162,24 @@ def test_sequences_of_regions_follow_their_postings(shards: Path, tmp_path: Path
     cols = db.postings.to_pydict()
     got = zip(cols["seq_id"], cols["source"], cols["region_start"], db.sequences(), strict=True)
     assert all(expected[(s, src, a)] == seq for s, src, a, seq in got)
+
+
+def test_embeddings_follow_their_postings(tmp_path: Path) -> None:
+    rows = synthetic_rows(n=120, n_codes=30)
+    emb = np.random.default_rng(3).normal(size=(120, 8)).astype(np.float16)
+    rows["embedding"] = list(emb)
+    build_database(write_shards(tmp_path / "shards", rows), tmp_path / "db")
+    db = Database.open(tmp_path / "db")
+    assert db.has_embeddings and db.embeddings.shape == (120, 8)
+    row_of = {
+        key: i
+        for i, key in enumerate(
+            zip(rows["source"], rows["seq_id"], rows["region_start"], strict=True)
+        )
+    }
+    cols = db.postings.select(["source", "seq_id", "region_start"]).to_pydict()
+    for p, key in enumerate(zip(cols["source"], cols["seq_id"], cols["region_start"], strict=True)):
+        assert np.array_equal(db.embeddings[p], emb[row_of[key]])
 
 
 def test_stats_count_sequences_regions_codes_and_bytes(shards: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import gzip
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,7 +49,7 @@ FAST = (
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     """a_reads.fasta.gz: the first 150 real V4 reads; b_flu.fasta: 6 influenza segments
-    (~1-2.3 kb) and one holding IUPAC codes (dropped by the stored cleaning)."""
+    (~1-2.3 kb) and one holding IUPAC codes (stored, its ambiguous bases replaced by A)."""
     folder = tmp_path_factory.mktemp("predict_inputs")
     reads = itertools.islice(iter_records(shared_data / V4_FILE), N_READS)
     with gzip.open(folder / "a_reads.fasta.gz", "wt") as handle:
@@ -135,10 +136,9 @@ def expected_regions(inputs: Path) -> list[tuple]:
     rows, record = [], 0
     for path in sorted(inputs.glob("*.fasta*")):
         for rec in iter_records(path):
-            seq = rec.seq.upper()
-            if set(seq) <= set("ACGT"):
-                for start, end in sample_regions(seq, MAX_LEN, DENSITY, 15, 0):
-                    rows.append((rec.id, str(path), record, start, end, seq[start:end]))
+            seq = re.sub("[^ACGT]", "A", rec.seq.upper())  # the stored cleaning's replacement
+            for start, end in sample_regions(seq, MAX_LEN, DENSITY, 15, 0):
+                rows.append((rec.id, str(path), record, start, end, seq[start:end]))
             record += 1
     return rows
 
@@ -147,7 +147,8 @@ def test_round_trip_codes_ids_regions(baseline: Path, checkpoint: Path, inputs: 
     manifest = json.loads((baseline / MANIFEST).read_text())
     table = read_rows(baseline)
     module = load_module(checkpoint)
-    assert table.schema == shard_schema(128, None, store_sequences=True)
+    dim = module.encoder.embedding_dim  # embeddings are stored by default (search refines by them)
+    assert table.schema == shard_schema(128, dim, store_sequences=True)
     got = list(zip(*(table.column(k).to_pylist() for k in ID_KEYS), strict=True))
     assert got == expected_regions(inputs)  # ids, sources, record numbers, regions, in order
     seqs = table.column("sequence").to_pylist()
@@ -157,8 +158,8 @@ def test_round_trip_codes_ids_regions(baseline: Path, checkpoint: Path, inputs: 
     assert manifest["code_bits"] == 128 and manifest["max_len"] == MAX_LEN
     assert manifest["embedding_dim"] == module.encoder.embedding_dim
     assert manifest["rows"] == table.num_rows == sum(s["rows"] for s in manifest["shards"])
-    assert manifest["records"] == N_READS + 7 and manifest["records_kept"] == N_READS + 6
-    assert manifest["dropped"] == {"ambiguous": 1}
+    assert manifest["records"] == manifest["records_kept"] == N_READS + 7
+    assert manifest["dropped"] == {}  # inference drops no record: ambiguous bases are replaced
     assert len(manifest["shards"]) == -(-(N_READS + 7) // SHARD_SIZE)
     assert manifest["regions"] == {"window": MAX_LEN, "density": DENSITY, "k": 15, "seed": 0}
     assert manifest["input_files"] == [str(p) for p in sorted(inputs.glob("*.fasta*"))]
@@ -168,20 +169,21 @@ def test_round_trip_codes_ids_regions(baseline: Path, checkpoint: Path, inputs: 
 
 
 def test_workers_and_embeddings(baseline: Path, checkpoint: Path, inputs: Path, tmp_path) -> None:
-    """Two loader workers own alternate shards: the same rows; embeddings stored as float16."""
+    """Two loader workers own alternate shards: the same rows; embeddings left out on request."""
     out = tmp_path / "shards"
     manifest = run_predict(
-        checkpoint, inputs, out, "num_workers=2", "store_embeddings=true", "store_sequences=false"
+        checkpoint, inputs, out, "num_workers=2", "store_embeddings=false", "store_sequences=false"
     )
     table = read_rows(out)
-    dim = manifest["embedding_dim"]
-    assert table.schema == shard_schema(128, dim, store_sequences=False)
+    assert table.schema == shard_schema(128, None, store_sequences=False)
+    assert manifest["embedding_dim"] == load_module(checkpoint).encoder.embedding_dim
     assert_same_rows(table, read_rows(baseline), ID_KEYS[:-1])
-    seqs = read_rows(baseline).column("sequence").to_pylist()
+    baseline_rows = read_rows(baseline)  # stored by default, as float16
+    seqs = baseline_rows.column("sequence").to_pylist()
     module = load_module(checkpoint)
     with torch.no_grad():
         expected = module(encode(seqs, MAX_LEN)).numpy()
-    stored = np.array(table.column("embedding").to_pylist(), dtype=np.float32)
+    stored = np.array(baseline_rows.column("embedding").to_pylist(), dtype=np.float32)
     np.testing.assert_allclose(stored, expected, rtol=2e-3, atol=2e-3)
 
 

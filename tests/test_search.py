@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from neurohash.cli import main
 from neurohash.data.sources import load_records
 from neurohash.database import Database, DatabaseError, build_database
 from neurohash.hashing import hamming_matrix
-from neurohash.search import encode_codes, search
+from neurohash.search import embed_queries, search
 from tests.test_database import synthetic_rows, write_shards
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -162,14 +164,16 @@ def shards(checkpoint: Path, reads: list, tmp_path_factory: pytest.TempPathFacto
     module = load_module(checkpoint)
     stored = reads[:N_DB]
     seqs = [rec.seq for rec in stored]
+    codes, refiner = embed_queries(module, seqs, MAX_LEN)
     rows = {
         "seq_id": [rec.id for rec in stored],
         "source": [str(V4)] * len(stored),
         "record": list(range(len(stored))),
         "region_start": [0] * len(stored),
         "region_end": [len(s) for s in seqs],
-        "code": list(encode_codes(module, seqs, MAX_LEN)),
+        "code": list(codes),
         "sequence": seqs,
+        "embedding": list(refiner.embeddings.astype(np.float16)),
     }
     directory = tmp_path_factory.mktemp("shards") / "v4"
     return write_shards(directory, rows, bits=128, fingerprint=model_fingerprint(module))
@@ -207,7 +211,8 @@ def test_index_copies_the_model_and_records_the_scale(db_dir: Path, checkpoint: 
 
 def test_search_tsv_header_and_rows(db_dir: Path, queries: Path, reads: list, capsys) -> None:
     capsys.readouterr()
-    assert main(["search", str(db_dir), str(queries), "-k", "3", "--device", "cpu"]) == 0
+    args = ["search", str(db_dir), str(queries), "-k", "3", "--refine", "1", "--device", "cpu"]
+    assert main(args) == 0  # Hamming only: the estimate is the Hamming times the learned scale
     header, rows = parse_tsv(capsys.readouterr().out)
     assert header == ["query_id", "target_id", "rank", "hamming", "est_distance"]
     assert len(rows) == 30 and all(len(row) == 5 for row in rows)
@@ -222,6 +227,40 @@ def test_search_tsv_header_and_rows(db_dir: Path, queries: Path, reads: list, ca
     assert {row[1] for row in rows} <= stored_ids
     for i in range(5):  # a stored read finds a code at Hamming 0 (itself or an identical code)
         assert rows[3 * i][3] == "0"
+
+
+def test_refined_hits_are_the_models_nearest(
+    db_dir: Path, queries: Path, reads: list, checkpoint: Path, capsys
+) -> None:
+    """With a shortlist covering the whole database, refined hits are exactly the top-k by the
+    model's float distance (brute force), and est_distance is that distance in edits."""
+    capsys.readouterr()
+    assert main(["search", str(db_dir), str(queries), "-k", "3", "--refine", "100"]) == 0
+    _, rows = parse_tsv(capsys.readouterr().out)
+    module = load_module(checkpoint)
+    stored = [rec.seq for rec in reads[:N_DB]]
+    query_seqs = [rec.seq for rec in reads[:5] + reads[N_DB : N_DB + 5]]
+    _, stored_emb = embed_queries(module, stored, MAX_LEN)
+    _, query_emb = embed_queries(module, query_seqs, MAX_LEN)
+    stored_f16 = torch.from_numpy(stored_emb.embeddings.astype(np.float16).astype(np.float32))
+    with torch.no_grad():
+        dist = module.geometry.pairwise(torch.from_numpy(query_emb.embeddings), stored_f16)
+    dist = dist.double().numpy() * MAX_LEN
+    for q in range(10):
+        got = rows[3 * q : 3 * q + 3]
+        expected = np.argsort(dist[q], kind="stable")[:3]
+        assert [row[1] for row in got] == [reads[j].id for j in expected]
+        assert [float(row[4]) for row in got] == pytest.approx(dist[q, expected], abs=0.006)
+
+
+def test_queries_from_stdin(db_dir: Path, queries: Path, monkeypatch, capsys) -> None:
+    capsys.readouterr()
+    assert main(["search", str(db_dir), str(queries), "-k", "2"]) == 0
+    from_file = capsys.readouterr().out
+    stdin = io.TextIOWrapper(io.BytesIO(queries.read_bytes()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["search", str(db_dir), "-", "-k", "2"]) == 0
+    assert capsys.readouterr().out == from_file
 
 
 def test_search_rerank_writes_exact_edit_distances(
@@ -334,7 +373,7 @@ def test_rerank_without_stored_sequences_is_refused(
         "record": list(range(20)),
         "region_start": [0] * 20,
         "region_end": [len(s) for s in seqs],
-        "code": list(encode_codes(module, seqs, MAX_LEN)),
+        "code": list(embed_queries(module, seqs, MAX_LEN)[0]),
     }
     shards = write_shards(tmp_path / "s", rows, bits=128, fingerprint=model_fingerprint(module))
     assert main(["index", str(shards), "-o", str(tmp_path / "db"), "--ckpt", str(checkpoint)]) == 0

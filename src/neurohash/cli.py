@@ -62,6 +62,13 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def factor_at_least_one(text: str) -> float:
+    value = float(text)
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a factor >= 1, got {text}")
+    return value
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every subcommand that runs a model."""
     parser.add_argument(
@@ -380,7 +387,9 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("database", metavar="DB_DIR", help="a database made by `neurohash index`")
-    parser.add_argument("queries", metavar="QUERIES", help="FASTA/FASTQ file, plain or gzipped")
+    parser.add_argument(
+        "queries", metavar="QUERIES", help="FASTA/FASTQ file, plain or gzipped; - for stdin"
+    )
     parser.add_argument(
         "-k",
         "--top-k",
@@ -399,7 +408,15 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
         "--candidates",
         metavar="N",
         type=positive_int,
-        help="candidate targets per query for --rerank (default 10 x K)",
+        help="candidate targets per query for --rerank (default 20 x K)",
+    )
+    parser.add_argument(
+        "--refine",
+        metavar="F",
+        type=factor_at_least_one,
+        default=None,
+        help="shortlist F times more targets by Hamming distance and keep the best by the "
+        "model's float distance (databases with embeddings; default 5; 1 = Hamming only)",
     )
     parser.add_argument(
         "--ckpt",
@@ -447,6 +464,10 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def check_query_file(path: str) -> None:
+    from neurohash.data.fasta import STDIN
+
+    if path == STDIN:
+        return
     if not os.path.exists(path):
         raise CliError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -484,12 +505,13 @@ def search_stream(
     from rich.console import Console
     from rich.progress import Progress
 
+    from neurohash.data.cleaning import inference_cleaning
     from neurohash.search import (
         DEFAULT_CANDIDATES_FACTOR,
+        DEFAULT_REFINE_FACTOR,
         chunked,
-        encode_codes,
+        embed_queries,
         iter_queries,
-        query_cleaning,
         query_regions,
         search,
         tsv_header,
@@ -497,14 +519,15 @@ def search_stream(
     )
 
     factor = args.candidates / args.k if args.candidates else DEFAULT_CANDIDATES_FACTOR
+    refine = DEFAULT_REFINE_FACTOR if args.refine is None else args.refine
     settings = (db.manifest.get("shards_manifest") or {}).get("regions")
     out.write(tsv_header(args.rerank))
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("searching queries", total=None)
-        for chunk in chunked(iter_queries(args.queries, query_cleaning(cleaning)), QUERY_CHUNK):
+        for chunk in chunked(iter_queries(args.queries, inference_cleaning(cleaning)), QUERY_CHUNK):
             seqs, query_of = query_regions(chunk, max_len, settings)
-            codes = encode_codes(module, seqs, max_len, args.batch_size)
-            hits = search(db, codes, args.k, args.rerank, seqs, factor, query_of)
+            codes, refiner = embed_queries(module, seqs, max_len, args.batch_size)
+            hits = search(db, codes, args.k, args.rerank, seqs, factor, query_of, refiner, refine)
             ids = [rec.id for rec in chunk]
             out.writelines(tsv_rows((h for per_query in hits for h in per_query), ids, args.rerank))
             bar.advance(task, len(chunk))
@@ -561,6 +584,115 @@ def print_stats(stats: dict[str, Any], as_json: bool, title: str) -> None:
     Console().print(table)
 
 
+# spark-index ------------------------------------------------------------------------------------
+
+
+def add_spark_index(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "spark-index",
+        help="embed FASTA/FASTQ files and build a hash database on Spark",
+        description=(
+            "On Spark (local[*] by default, a cluster with --master or spark-submit): read INPUTS, "
+            "cut regions, embed them with CKPT in the executors, write the predict loop's Parquet "
+            "hash shards (to DB_DIR.shards unless --shards), de-duplicate the codes and build the "
+            "database in DB_DIR that `neurohash search` opens. Needs Java 17+."
+        ),
+    )
+    parser.add_argument(
+        "inputs", metavar="INPUTS", help="FASTA/FASTQ path or glob (quoted), plain or gzipped"
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="DB_DIR", required=True, help="database directory"
+    )
+    parser.add_argument("--ckpt", metavar="CKPT", required=True, help="a neurohash checkpoint")
+    parser.add_argument(
+        "--master",
+        metavar="URL",
+        help="Spark master (default: local[*], or the one spark-submit was given)",
+    )
+    parser.add_argument(
+        "--conf",
+        metavar="KEY=VALUE",
+        type=spark_setting,
+        action="append",
+        default=[],
+        help="a Spark setting, e.g. spark.driver.memory=8g (repeatable)",
+    )
+    parser.add_argument(
+        "--shards", metavar="DIR", help="where the hash shards go (default DB_DIR.shards)"
+    )
+    parser.add_argument(
+        "--shard-size",
+        metavar="N",
+        type=positive_int,
+        default=10_000,
+        help="input records per shard (default 10000)",
+    )
+    parser.add_argument(
+        "--density",
+        metavar="D",
+        type=float,
+        default=1.0,
+        help="regions per kb of sequences longer than the window (default 1.0)",
+    )
+    parser.add_argument(
+        "--window",
+        metavar="W",
+        type=positive_int,
+        help="bases per region (default: the model's max_len)",
+    )
+    parser.add_argument(
+        "--no-embeddings", action="store_true", help="store codes only, no float16 embeddings"
+    )
+    parser.add_argument(
+        "--no-sequences", action="store_true", help="store no region sequences (no --rerank)"
+    )
+    parser.add_argument(
+        "--index",
+        choices=("auto", "flat", "hnsw", "ivf"),
+        default="auto",
+        help="as for `neurohash index`",
+    )
+    add_model_options(parser)
+    parser.add_argument("--force", action="store_true", help="replace an existing database")
+    parser.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    parser.set_defaults(func=run_spark_index)
+
+
+def spark_setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text}")
+    return key, value
+
+
+def run_spark_index(args: argparse.Namespace) -> int:
+    from neurohash.database import Database
+    from neurohash.spark import SparkBuildError, default_shards_dir, job_config, spark_index
+
+    check_inputs(args.ckpt, args.inputs)
+    cfg = job_config(
+        args.inputs,
+        args.ckpt,
+        args.shards or default_shards_dir(args.output),
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        density=args.density,
+        window=args.window,
+        store_embeddings=not args.no_embeddings,
+        store_sequences=not args.no_sequences,
+    )
+    try:
+        spark_index(
+            cfg, args.output, args.index, args.force, args.master, dict(args.conf), args.device
+        )
+        stats = Database.open(args.output).stats()
+    except (ValueError, SparkBuildError) as exc:  # bad input, shards or settings: named inside
+        raise CliError(one_line(exc)) from exc
+    print_stats(stats, args.json, "neurohash spark-index")
+    return 0
+
+
 # entry point ------------------------------------------------------------------------------------
 
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
@@ -568,6 +700,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_index,
     add_search,
     add_stats,
+    add_spark_index,
 )
 
 

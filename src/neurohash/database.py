@@ -20,12 +20,14 @@ temporary name and renamed into place: a crash never leaves a half-built databas
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,7 +59,15 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 IVF_NPROBE = 16
-POSTING_COLUMNS = ("seq_id", "source", "record", "region_start", "region_end", "sequence")
+POSTING_COLUMNS = (
+    "seq_id",
+    "source",
+    "record",
+    "region_start",
+    "region_end",
+    "sequence",
+    "embedding",
+)
 REQUIRED_SHARD_COLUMNS = ("seq_id", "source", "region_start", "region_end", "code")
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 9}
 
@@ -134,7 +144,7 @@ def verify_shard(shards_dir: Path, entry: dict[str, Any]) -> Path:
 
 
 def read_shard(path: Path, code_bytes: int) -> pa.Table:
-    """The posting columns and codes of one shard (embeddings are not needed for search)."""
+    """The posting columns (sequences and embeddings where stored) and codes of one shard."""
     schema = pq.read_schema(path)
     missing = [name for name in REQUIRED_SHARD_COLUMNS if name not in schema.names]
     if missing:
@@ -182,6 +192,15 @@ def unique_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keys = np.ascontiguousarray(codes).view(f"V{width}").ravel()
     uniq, inverse = np.unique(keys, return_inverse=True)
     return np.frombuffer(uniq.tobytes(), dtype=np.uint8).reshape(-1, width), inverse.ravel()
+
+
+# (shard rows, code bytes) -> (unique codes in byte order, code_id of every row)
+Dedupe = Callable[[pa.Table, int], tuple[np.ndarray, np.ndarray]]
+
+
+def dedupe_in_memory(rows: pa.Table, code_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The default de-duplication, with numpy on this machine (``neurohash.spark`` has Spark's)."""
+    return unique_codes(code_matrix(rows.column("code"), code_bytes))
 
 
 def postings_table(rows: pa.Table, code_id: np.ndarray) -> pa.Table:
@@ -307,15 +326,20 @@ def build_database(
     index: str = "auto",
     checkpoint: str | os.PathLike | None = None,
     overwrite: bool = False,
+    dedupe: Dedupe = dedupe_in_memory,
 ) -> dict[str, Any]:
-    """Build the database of ``shards_dir`` in ``db_dir`` (atomically) and return its manifest."""
+    """Build the database of ``shards_dir`` in ``db_dir`` (atomically) and return its manifest.
+
+    ``dedupe`` finds the unique codes of the verified shard rows: in memory by default, on a
+    cluster for ``neurohash spark-index``; everything else is built here either way.
+    """
     manifest = shards_manifest(shards_dir)
     db_dir = Path(db_dir)
     check_destination(db_dir, overwrite)
     ckpt = resolve_checkpoint(checkpoint, manifest)
     model = model_record(ckpt, manifest) if ckpt is not None else None
     rows = read_shards(shards_dir, manifest)
-    codes, code_id = unique_codes(code_matrix(rows.column("code"), int(manifest["code_bits"]) // 8))
+    codes, code_id = dedupe(rows, int(manifest["code_bits"]) // 8)
     postings = postings_table(rows, code_id)
     kind = choose_index(index, len(codes))
     tmp = db_dir.parent / f".{db_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -475,6 +499,19 @@ class Database:
     def edits_per_bit(self) -> float | None:
         model = self.manifest.get("model") or {}
         return model.get("edits_per_bit")
+
+    @property
+    def has_embeddings(self) -> bool:
+        return "embedding" in self.postings.column_names
+
+    @functools.cached_property
+    def embeddings(self) -> np.ndarray:
+        """(postings, D) float16 region embeddings, for refining Hamming candidates."""
+        if not self.has_embeddings:
+            raise DatabaseError(f"{self.path}: stores no region embeddings")
+        column = self.postings.column("embedding").combine_chunks()
+        dim = column.type.list_size
+        return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
 
     @property
     def has_sequences(self) -> bool:

@@ -61,7 +61,12 @@ class DistanceEmbeddingModule(L.LightningModule):
     @torch.no_grad()
     def codes(self, tokens: torch.Tensor) -> torch.Tensor:
         """Binary hash codes (B, bits) of the sequences."""
-        return self.hashing.codes(self.geometry.project(self(tokens).float()))
+        return self.codes_of(self(tokens))
+
+    @torch.no_grad()
+    def codes_of(self, emb: torch.Tensor) -> torch.Tensor:
+        """Binary hash codes (B, bits) of embeddings already computed by ``forward``."""
+        return self.hashing.codes(self.geometry.project(emb.float()))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         emb, pairs = self(batch["tokens"]), batch["pairs"]
@@ -108,7 +113,7 @@ class DistanceEmbeddingModule(L.LightningModule):
         if not np.isfinite(pred).all():
             raise FloatingPointError("non-finite predicted distances in evaluation")
         metrics = distance_metrics(pred, exact, self.normaliser)
-        codes = pack_codes(self.hashing.codes(self.geometry.project(emb)))
+        codes = pack_codes(self.codes_of(emb))
         metrics.update({f"hash_{k}": v for k, v in hamming_metrics(codes, exact).items()})
         return metrics, pred
 

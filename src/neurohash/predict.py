@@ -1,8 +1,9 @@
 """The predict loop behind the root ``predict.py``: FASTA/FASTQ in, Parquet hash shards out.
 
 ``python predict.py ckpt_path=CKPT input=PATH_OR_GLOB output_dir=DIR`` streams the input records,
-cleans them as the checkpoint's training data was cleaned (but keeps long records: they are cut
-into regions, see ``neurohash.data.regions``), embeds every region with Lightning's
+cleans them as the checkpoint's training data was cleaned, minus anything that would drop a
+record (``inference_cleaning``: long records are cut into regions, see ``neurohash.data.regions``,
+ambiguous bases are replaced), embeds every region with Lightning's
 ``trainer.predict`` and writes one row per region::
 
     DIR/shard-000000.parquet        seq_id, source, record, region_start, region_end,
@@ -46,13 +47,14 @@ import lightning as L
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from neurohash import __version__
 from neurohash.checkpoint import load_module, model_fingerprint, stored_cleaning
-from neurohash.data.cleaning import Cleaning, clean_sequence
+from neurohash.data.cleaning import Cleaning, clean_sequence, inference_cleaning
 from neurohash.data.fasta import SequenceRecord, iter_records
 from neurohash.data.regions import sample_regions
 from neurohash.data.sources import expand_inputs
@@ -128,10 +130,9 @@ def input_files(pattern: str) -> list[str]:
 
 
 def prediction_cleaning(module: DistanceEmbeddingModule, ckpt_path: str) -> tuple[Cleaning, int]:
-    """The checkpoint's cleaning, except that long records are kept (cut into regions) and
-    duplicates are kept (each id needs its rows)."""
+    """The checkpoint's cleaning as inference applies it (``inference_cleaning``) and max_len."""
     cleaning, max_len = stored_cleaning(module, ckpt_path)
-    return dataclasses.replace(cleaning, max_len=None, dedupe=False), max_len
+    return inference_cleaning(cleaning), max_len
 
 
 def region_settings(cfg: DictConfig, max_len: int) -> RegionSettings:
@@ -265,15 +266,29 @@ class RegionStream(IterableDataset):
     def regions_of(self, index: int, rec: SequenceRecord, progress: ShardProgress) -> Iterator[Row]:
         """Clean one record and yield its region rows (or count why it was dropped)."""
         progress.seen += 1
-        seq, reason = clean_sequence(rec, self.job.cleaning)
+        seq, reason, regions = record_regions(rec, self.job)
         if seq is None:
             progress.dropped[reason] = progress.dropped.get(reason, 0) + 1
             return
         progress.kept += 1
-        r = self.job.regions
-        for start, end in sample_regions(seq, r.window, r.density, r.k, r.seed):
+        for start, end in regions:
             progress.rows += 1
             yield rec.id, rec.source, index, progress.shard, start, end, seq[start:end]
+
+
+def record_regions(
+    rec: SequenceRecord, job: PredictJob
+) -> tuple[str | None, str, list[tuple[int, int]]]:
+    """(cleaned sequence or None, cleaning verdict, regions) of one record.
+
+    The one place that decides which rows a record gets, shared by this loop and the Spark build
+    (``neurohash.spark``) so both write the same shards.
+    """
+    seq, reason = clean_sequence(rec, job.cleaning)
+    if seq is None:
+        return None, reason, []
+    r = job.regions
+    return seq, reason, sample_regions(seq, r.window, r.density, r.k, r.seed)
 
 
 def as_is(batch: dict[str, Any]) -> dict[str, Any]:
@@ -309,17 +324,31 @@ class HashPredictor(L.LightningModule):
         warnings.filterwarnings("ignore", message="Couldn't infer the batch indices")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> dict[str, Any]:
-        tokens = batch["tokens"]
         out = {key: value for key, value in batch.items() if key != "tokens"}
-        bits, dim = self.model.hashing.bits, self.model.encoder.embedding_dim
-        if len(tokens) == 0:  # a batch that only reports finished shards
-            out["code"] = np.zeros((0, bits // 8), dtype=np.uint8)
-            out["embedding"] = np.zeros((0, dim), dtype=np.float16)
-            return out
-        out["code"] = pack_codes(self.model.codes(tokens))  # the module's own definition
-        if self.store_embeddings:  # a second forward pass, paid only when embeddings are kept
-            out["embedding"] = self.model(tokens).float().cpu().numpy().astype(np.float16)
+        out.update(hash_tokens(self.model, batch["tokens"], self.store_embeddings))
         return out
+
+
+def hash_tokens(
+    model: DistanceEmbeddingModule, tokens: torch.Tensor, store_embeddings: bool
+) -> dict[str, np.ndarray]:
+    """Packed codes (and float16 embeddings) of one batch of encoded regions.
+
+    The one definition of a row's code and embedding, shared by this loop and the Spark build;
+    the caller runs it in inference mode. An empty batch (one that only reports finished shards)
+    gives empty arrays.
+    """
+    bits, dim = model.hashing.bits, model.encoder.embedding_dim
+    if len(tokens) == 0:
+        return {
+            "code": np.zeros((0, bits // 8), dtype=np.uint8),
+            "embedding": np.zeros((0, dim), dtype=np.float16),
+        }
+    emb = model(tokens)
+    out = {"code": pack_codes(model.codes_of(emb))}  # the module's own definition
+    if store_embeddings:
+        out["embedding"] = emb.float().cpu().numpy().astype(np.float16)
+    return out
 
 
 # writing shards ---------------------------------------------------------------------------------

@@ -1,16 +1,21 @@
 """Nearest stored sequences of query codes: Hamming search in FAISS, optional exact re-ranking.
 
-A query (one or more regions, each with a code) is answered in three steps:
+A query (one or more regions, each with a code) is answered in up to four steps:
 
 1. FAISS finds the nearest unique codes by Hamming distance;
 2. each code expands through its postings to the stored regions carrying it, and hits are
    aggregated per target sequence, keeping its best (smallest) Hamming distance; if duplicates
    leave fewer targets than wanted, FAISS is asked again for more codes;
-3. with ``rerank``, ``candidates_factor * k`` candidate targets are re-ranked by the exact edit
+3. where the database stores region embeddings and the query's are given, ``refine_factor``
+   times more Hamming candidates are collected and re-ranked by the model's own float distance
+   (FAISS's "refine" pattern: 128 bits lose much of what the embedding knows, so the codes
+   only shortlist);
+4. with ``rerank``, ``candidates_factor * k`` candidate targets are re-ranked by the exact edit
    distance (rapidfuzz) between the query's and the candidates' region sequences.
 
-``est_distance`` turns a Hamming distance into edit operations with the model's learned scale
-(``edits_per_bit``, recorded when the database was built); without one it is the raw Hamming.
+``est_distance`` is the model's estimate of the edit distance: its float distance times the
+normaliser after refining, otherwise the Hamming distance times the model's learned scale
+(``edits_per_bit``, recorded when the database was built), or the raw Hamming without one.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ if TYPE_CHECKING:
     from neurohash.data.fasta import SequenceRecord
     from neurohash.module import DistanceEmbeddingModule
 
-DEFAULT_CANDIDATES_FACTOR = 10.0
+DEFAULT_CANDIDATES_FACTOR = 20.0
+DEFAULT_REFINE_FACTOR = 5.0  # Hamming candidates per refined candidate
 GROWTH = 4  # how much further FAISS looks when duplicates left too few distinct targets
 TSV_COLUMNS = ("query_id", "target_id", "rank", "hamming", "est_distance")
 
@@ -60,7 +66,8 @@ class Candidates:
     posting: np.ndarray  # posting rows reached
     hamming: np.ndarray  # their Hamming distances
     row: np.ndarray  # the query region (row of query_codes) that reached them
-    best: np.ndarray  # indices into the three arrays above: best entry per target, ranked
+    best: np.ndarray  # indices into the arrays: best entry per target, ranked
+    estimate: np.ndarray | None = None  # the model's float distance in edits, once refined
 
 
 # candidate generation ---------------------------------------------------------------------------
@@ -91,9 +98,9 @@ def expand(
     return starts[owner] + within, ham[owner], row[owner]
 
 
-def rank_targets(db: Database, posting: np.ndarray, hamming: np.ndarray) -> np.ndarray:
-    """Index of each target's best entry (least Hamming, then posting row), best target first."""
-    order = np.lexsort((posting, hamming))
+def rank_targets(db: Database, posting: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Index of each target's best entry (least score, then posting row), best target first."""
+    order = np.lexsort((posting, score))
     _, first = np.unique(db.target_of[posting[order]], return_index=True)
     first.sort()
     return order[first]
@@ -125,6 +132,43 @@ def all_candidates(
     return found  # type: ignore[return-value]
 
 
+# refining by the model's float distance ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refiner:
+    """What refining needs: the query regions' embeddings and the model that made them."""
+
+    embeddings: np.ndarray  # (R, D) float32, one row per query region
+    model: DistanceEmbeddingModule
+
+    def estimates(self, db: Database, rows: np.ndarray, postings: np.ndarray) -> np.ndarray:
+        """Estimated edit distances (float distance x normaliser) of (query row, posting) pairs,
+        in one batched call."""
+        import torch
+
+        query = torch.from_numpy(self.embeddings[rows]).to(self.model.device)
+        stored = torch.from_numpy(db.embeddings[postings].astype(np.float32)).to(self.model.device)
+        with torch.no_grad():
+            dist = self.model.geometry(query, stored)
+        return dist.cpu().double().numpy() * float(self.model.normaliser)
+
+
+def refine(db: Database, found: list[Candidates], refiner: Refiner, keep: int) -> list[Candidates]:
+    """Per query, the ``keep`` best candidate targets by the model's float distance."""
+    estimates = refiner.estimates(
+        db,
+        np.concatenate([c.row for c in found]),
+        np.concatenate([c.posting for c in found]),
+    )
+    bounds = np.cumsum([0, *(len(c.posting) for c in found)])
+    refined = []
+    for cands, a, b in zip(found, bounds[:-1], bounds[1:], strict=True):
+        best = rank_targets(db, cands.posting, estimates[a:b])[:keep]
+        refined.append(dataclasses.replace(cands, best=best, estimate=estimates[a:b]))
+    return refined
+
+
 # re-ranking -------------------------------------------------------------------------------------
 
 
@@ -153,7 +197,7 @@ def reranked(
 ) -> list[tuple[int, int, int]]:
     """(candidate rank, best posting by edit distance, edit distance), ordered by edit distance.
 
-    Ties keep the Hamming order, so the result is deterministic.
+    Ties keep the candidate order, so the result is deterministic.
     """
     best_posting = cands.posting[cands.best]
     rank_of = {int(t): i for i, t in enumerate(db.target_of[best_posting])}
@@ -190,12 +234,15 @@ def search(
     query_seqs: Sequence[str] | None = None,
     candidates_factor: float = DEFAULT_CANDIDATES_FACTOR,
     query_of: np.ndarray | None = None,
+    refiner: Refiner | None = None,
+    refine_factor: float = DEFAULT_REFINE_FACTOR,
 ) -> list[list[Hit]]:
     """The ``k`` best targets of each query, best first.
 
     ``query_codes`` are packed codes (R, bits / 8), one per query region; ``query_of[r]`` is the
     query number of region r (default: one region per query); ``query_seqs[r]`` its sequence,
-    needed for ``rerank``.
+    needed for ``rerank``. With a ``refiner`` (and a database that stores embeddings),
+    ``refine_factor`` times more Hamming candidates are shortlisted by the model's distance.
     """
     query_codes = np.ascontiguousarray(query_codes, dtype=np.uint8)
     if query_codes.ndim != 2 or query_codes.shape[1] * 8 != db.code_bits:
@@ -209,7 +256,16 @@ def search(
     if n_queries == 0 or db.index.ntotal == 0:
         return [[] for _ in range(n_queries)]
     want = n_candidates(k, rerank, candidates_factor)
-    cands = all_candidates(db, query_codes, query_rows(query_of, n_queries), want)
+    refining = refiner is not None and refine_factor > 1 and db.has_embeddings
+    if refining and db.embeddings.shape[1] != refiner.embeddings.shape[1]:
+        raise DatabaseError(
+            f"{db.path}: stores {db.embeddings.shape[1]}-dimensional embeddings, the model makes "
+            f"{refiner.embeddings.shape[1]}"
+        )
+    shortlist = math.ceil(want * refine_factor) if refining else want
+    cands = all_candidates(db, query_codes, query_rows(query_of, n_queries), shortlist)
+    if refining:
+        cands = refine(db, cands, refiner, want)
     if not rerank:
         return [hamming_hits(db, q, c, k) for q, c in enumerate(cands)]
     pairs = [rerank_pairs(db, c) for c in cands]
@@ -220,12 +276,25 @@ def search(
     ]
 
 
+def estimate_of(db: Database, cands: Candidates, entry: int) -> float:
+    """The model's edit-distance estimate for a candidate entry (see the module docstring)."""
+    if cands.estimate is not None:
+        return float(cands.estimate[entry])
+    hamming, scale = float(cands.hamming[entry]), db.edits_per_bit
+    return hamming * scale if scale is not None else hamming
+
+
 def make_hit(
-    db: Database, query: int, rank: int, posting: int, hamming: int, edit: int | None = None
+    db: Database,
+    query: int,
+    rank: int,
+    posting: int,
+    hamming: int,
+    estimate: float,
+    edit: int | None = None,
 ) -> Hit:
-    """A Hit for posting row ``posting`` (its target, region and estimated distance)."""
+    """A Hit for posting row ``posting`` (its target and region)."""
     row = {name: db.postings.column(name)[posting].as_py() for name in POSTING_FIELDS}
-    scale = db.edits_per_bit
     return Hit(
         query=query,
         rank=rank,
@@ -235,7 +304,7 @@ def make_hit(
         region_start=int(row["region_start"]),
         region_end=int(row["region_end"]),
         hamming=int(hamming),
-        est_distance=float(hamming) * scale if scale is not None else float(hamming),
+        est_distance=estimate,
         edit_distance=None if edit is None else int(edit),
     )
 
@@ -244,9 +313,9 @@ POSTING_FIELDS = ("seq_id", "source", "region_start", "region_end")
 
 
 def hamming_hits(db: Database, query: int, cands: Candidates, k: int) -> list[Hit]:
-    """The first k targets by best Hamming distance."""
+    """The first k targets in candidate order (Hamming, or the model's distance once refined)."""
     return [
-        make_hit(db, query, rank, int(cands.posting[i]), int(cands.hamming[i]))
+        make_hit(db, query, rank, cands.posting[i], cands.hamming[i], estimate_of(db, cands, i))
         for rank, i in enumerate(cands.best[:k].tolist(), start=1)
     ]
 
@@ -259,25 +328,17 @@ def edit_hits(
     distance: np.ndarray,
     k: int,
 ) -> list[Hit]:
-    """The first k candidate targets by exact edit distance (Hamming reported as the best)."""
+    """The first k candidate targets by exact edit distance (Hamming and estimate of the entry
+    that made the target a candidate)."""
     hits = []
     for rank, (cand_rank, post, dist) in enumerate(reranked(db, cands, posting, distance)[:k], 1):
-        hamming = int(cands.hamming[cands.best[cand_rank]])
-        hits.append(make_hit(db, query, rank, post, hamming, dist))
+        entry = cands.best[cand_rank]
+        estimate = estimate_of(db, cands, entry)
+        hits.append(make_hit(db, query, rank, post, cands.hamming[entry], estimate, dist))
     return hits
 
 
 # queries: FASTA -> cleaned regions -> codes -----------------------------------------------------
-
-
-def query_cleaning(cleaning: Cleaning) -> Cleaning:
-    """Training-time cleaning minus what would silently drop a query.
-
-    No length limits or de-duplication (long queries are cut into regions; each query gets an
-    answer), and ambiguous bases are replaced rather than the query dropped.
-    """
-    ambiguous = "replace" if cleaning.ambiguous == "drop" else cleaning.ambiguous
-    return dataclasses.replace(cleaning, min_len=1, max_len=None, dedupe=False, ambiguous=ambiguous)
 
 
 def iter_queries(path: str | os.PathLike, cleaning: Cleaning) -> Iterator[SequenceRecord]:
@@ -332,19 +393,17 @@ def region_sampler(max_len: int, settings: dict | None = None) -> Callable[[str]
     return lambda seq: sample_regions(seq, **kwargs)
 
 
-def encode_codes(
+def embed_queries(
     module: DistanceEmbeddingModule, seqs: Sequence[str], max_len: int, batch_size: int = 256
-) -> np.ndarray:
-    """Packed codes (N, bits / 8) of cleaned region sequences, in batches."""
-    from neurohash.data.tokens import encode
+) -> tuple[np.ndarray, Refiner]:
+    """Packed codes (N, bits / 8) of cleaned region sequences, and their embeddings as a
+    ``Refiner`` (one forward pass gives both)."""
     from neurohash.hashing import pack_codes
+    from neurohash.module import embed_sequences
 
-    width = module.hashing.bits // 8
-    out = [
-        pack_codes(module.codes(encode(seqs[i : i + batch_size], max_len).to(module.device)))
-        for i in range(0, len(seqs), batch_size)
-    ]
-    return np.concatenate(out) if out else np.zeros((0, width), dtype=np.uint8)
+    emb = embed_sequences(module, list(seqs), max_len, batch_size)
+    codes = pack_codes(module.codes_of(emb.to(module.device)))
+    return codes, Refiner(emb.numpy().astype(np.float32), module)
 
 
 def load_model(path: str | os.PathLike) -> DistanceEmbeddingModule:

@@ -3,14 +3,18 @@ leave checkpoints, the resolved config, ``metrics.json`` and a plot in the run d
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
@@ -61,8 +65,29 @@ def kmer_baseline(datamodule: EditDistanceDataModule, cfg: DictConfig) -> dict[s
     return metrics
 
 
+@functools.cache
+def shield_workers_from_requeue_signal() -> None:
+    """Under SLURM, forked processes (DataLoader workers) ignore the requeue signal SIGUSR1.
+
+    SLURM signals every process of a job step, and a worker would die of SIGUSR1 (killing the
+    rank) or run Lightning's handler on its copy of the trainer, before the main process has
+    saved its hpc checkpoint and requeued the job.
+    """
+    if SLURMEnvironment.detect():
+        os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGUSR1, signal.SIG_IGN))
+
+
+def resume_from(trainer: L.Trainer, ckpt_path: str | None) -> str | None:
+    """The checkpoint fit starts from: a requeued SLURM job's own hpc_ckpt_N.ckpt (saved in
+    default_root_dir on SIGUSR1) beats ``ckpt_path``; Lightning looks for it only when ckpt_path
+    is None, so a requeued job started with ckpt_path=... would otherwise start over from there."""
+    saved = any(Path(trainer.default_root_dir).glob("hpc_ckpt_*.ckpt"))
+    return "hpc" if saved and SLURMEnvironment.detect() else ckpt_path
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit and test one model; return the flat metrics dict that is written to metrics.json."""
+    shield_workers_from_requeue_signal()
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     datamodule: EditDistanceDataModule = instantiate(cfg.data)
@@ -77,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from(trainer, cfg.get("ckpt_path")))
     train_time = time.perf_counter() - start
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(module, datamodule=datamodule, ckpt_path=best or None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,18 @@ class Cleaning:
     min_len: int = 1
     max_len: int | None = None
     dedupe: bool = True
+
+
+def inference_cleaning(cleaning: Cleaning) -> Cleaning:
+    """The training cleaning, minus everything that would silently drop a record at inference.
+
+    Prediction and search answer for every record: no length limits (long records are cut into
+    regions, short ones are one region), no de-duplication (every id keeps its rows), and
+    ambiguous bases are replaced (or kept, if the model reads N) instead of the record dropped,
+    so a genome with N runs is still stored. Empty records are still reported and skipped.
+    """
+    ambiguous = "replace" if cleaning.ambiguous == "drop" else cleaning.ambiguous
+    return dataclasses.replace(cleaning, min_len=1, max_len=None, dedupe=False, ambiguous=ambiguous)
 
 
 @dataclass

@@ -8,6 +8,7 @@ path and the last good record so a user can find the problem.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -32,16 +33,21 @@ def _describe(path: str, count: int, last_id: str | None) -> str:
     return f"{path}: {where}"
 
 
+STDIN = "-"
+
+
 def iter_records(path: str | os.PathLike) -> Iterator[SequenceRecord]:
-    """Yield records of a FASTA or FASTQ file (format and gzip detected from content), streaming."""
+    """Yield records of a FASTA or FASTQ file (format and gzip detected from content), streaming.
+
+    ``-`` reads standard input (records then name ``-`` as their source)."""
     path = os.fspath(path)
-    if not os.path.exists(path):
+    if path != STDIN and not os.path.exists(path):
         raise SequenceFileError(f"{path}: no such file")
     if os.path.isdir(path):
         raise SequenceFileError(f"{path}: is a directory, expected a FASTA/FASTQ file")
     count, last_id = 0, None
     try:
-        with dnaio.open(path) as reader:
+        with dnaio.open(sys.stdin.buffer if path == STDIN else path) as reader:
             for rec in reader:
                 rid = rec.name.split(maxsplit=1)[0] if rec.name.strip() else ""
                 if not rid:
