@@ -1,0 +1,139 @@
+"""Exact edit-distance throughput: neurohash's ground truth against NeuroSEED's way and edlib.
+
+    python bench/distance.py [--quick] [--out outputs/bench_distance.json]
+
+Pairs per second of three ways of computing the same unit-cost edit distances between real
+sequences, in one run, at ~150 bp (V4 amplicon reads) and ~1.5 kb (Greengenes 16S):
+
+- neurohash: rapidfuzz's bit-parallel Levenshtein over all cores (``distance_matrix``);
+- NeuroSEED: python-Levenshtein's ``Levenshtein.distance`` over the pairs in a
+  ``multiprocessing.Pool(5)``, as ``util/bioinformatics_algorithms/edit_distance.py`` does;
+- edlib: ``edlib.align(task="distance")`` in a Python loop (one core).
+
+All three must agree on every pair; the report gives each one's pairs/s and its ratio to
+neurohash's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import edlib
+import Levenshtein
+import numpy as np
+
+from neurohash.data.cleaning import Cleaning
+from neurohash.data.edit_distance import distance_matrix
+from neurohash.data.sources import load_records
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SETS = {  # name -> (source, cleaning, sequences in quick mode, in full mode)
+    "V4 reads (~150 bp)": (
+        str(DATA / "study550_v4_amplicons.fasta.gz"),
+        Cleaning(min_len=100),
+        150,
+        1000,
+    ),
+    "Greengenes 16S (~1.5 kb)": ("greengenes", Cleaning(min_len=1200, max_len=1600), 50, 300),
+}
+NEUROSEED_PROCESSES = 5
+
+
+def neuroseed_pool(seqs: list[str]) -> np.ndarray:
+    """All ordered pairs through python-Levenshtein in a 5-process pool (NeuroSEED's code)."""
+    pairs = [(a, b) for a in seqs for b in seqs]
+    with multiprocessing.Pool(NEUROSEED_PROCESSES) as pool:
+        flat = pool.starmap(Levenshtein.distance, pairs, chunksize=max(1, len(pairs) // 100))
+    return np.array(flat, dtype=np.int32).reshape(len(seqs), len(seqs))
+
+
+def edlib_loop(seqs: list[str]) -> np.ndarray:
+    """All ordered pairs through edlib, one call per pair."""
+    out = np.empty((len(seqs), len(seqs)), dtype=np.int32)
+    for i, a in enumerate(seqs):
+        for j, b in enumerate(seqs):
+            out[i, j] = edlib.align(a, b, task="distance")["editDistance"]
+    return out
+
+
+METHODS: dict[str, Callable[[list[str]], np.ndarray]] = {
+    "neurohash (rapidfuzz, all cores)": lambda seqs: distance_matrix(seqs),
+    f"NeuroSEED (python-Levenshtein, Pool({NEUROSEED_PROCESSES}))": neuroseed_pool,
+    "edlib loop (1 core)": edlib_loop,
+}
+
+
+def measure(seqs: list[str]) -> list[dict[str, Any]]:
+    """Each method on the full matrix of ``seqs``: pairs/s, checked against the first method."""
+    results, reference = [], None
+    for name, method in METHODS.items():
+        start = time.perf_counter()
+        matrix = method(seqs)
+        seconds = time.perf_counter() - start
+        if reference is None:
+            reference = matrix
+        elif not np.array_equal(matrix, reference):
+            raise AssertionError(f"{name} disagrees with {next(iter(METHODS))}")
+        results.append({"method": name, "seconds": seconds, "pairs_per_s": matrix.size / seconds})
+    for entry in results:
+        entry["vs_neurohash"] = entry["pairs_per_s"] / results[0]["pairs_per_s"]
+    return results
+
+
+def run(quick: bool, seed: int) -> dict[str, Any]:
+    report: dict[str, Any] = {"mode": "quick" if quick else "full", "hardware": hardware()}
+    for name, (source, cleaning, n_quick, n_full) in SETS.items():
+        records, _ = load_records(source, cleaning, n_quick if quick else n_full, seed)
+        seqs = [rec.seq for rec in records]
+        report[name] = {
+            "sequences": len(seqs),
+            "pairs": len(seqs) ** 2,
+            "mean_length": float(np.mean([len(s) for s in seqs])),
+            "methods": measure(seqs),
+        }
+    return report
+
+
+def hardware() -> dict[str, Any]:
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    for name, entry in report.items():
+        if not isinstance(entry, dict) or "methods" not in entry:
+            continue
+        print(f"{name}: {entry['pairs']:,} pairs, mean length {entry['mean_length']:.0f}")
+        for m in entry["methods"]:
+            print(
+                f"  {m['method']:<45} {m['pairs_per_s']:>12,.0f} pairs/s"
+                f"  ({m['vs_neurohash']:.2f}x neurohash)"
+            )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small samples (about a minute)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="outputs/bench_distance.json", help="JSON report")
+    args = parser.parse_args(argv)
+    report = run(args.quick, args.seed)
+    print_report(report)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"report written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
