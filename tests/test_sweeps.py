@@ -304,11 +304,6 @@ def test_hydra_multirun_runs_every_combination(v4_small: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="train() does not call wandb.finish(): the next job reuses the W&B run still open",
-)
 def test_jobs_in_one_process_each_get_their_own_wandb_run(
     v4_small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None
 ) -> None:

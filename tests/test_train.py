@@ -111,7 +111,8 @@ def test_wandb_logger_offline(
 ) -> None:
     """`logger=wandb` works with no account under WANDB_MODE=offline and logs the config."""
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    for name in ("DIR", "CACHE_DIR", "CONFIG_DIR", "DATA_DIR"):  # nothing left outside tmp_path
+        monkeypatch.setenv(f"WANDB_{name}", str(tmp_path / "wandb_home" / name.lower()))
     quick = ["model=cnn", "trainer.max_epochs=1", "trainer.limit_train_batches=2"]
     overrides = [o for o in small_v4(v4_small, tmp_path, *quick) if o != "logger=none"]
     metrics = train(compose_train(tmp_path, *overrides, "logger=wandb"))

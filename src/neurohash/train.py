@@ -3,18 +3,15 @@ leave checkpoints, the resolved config, ``metrics.json`` and a plot in the run d
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
-import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,6 +21,7 @@ from neurohash.losses import MSEDistanceLoss
 from neurohash.models.encoders import KmerEncoder
 from neurohash.module import DistanceEmbeddingModule, embed_sequences
 from neurohash.plots import plot_pred_vs_true
+from neurohash.slurm import resume_from, slurm_trainer_arguments
 
 log = logging.getLogger(__name__)
 
@@ -65,39 +63,44 @@ def kmer_baseline(datamodule: EditDistanceDataModule, cfg: DictConfig) -> dict[s
     return metrics
 
 
-@functools.cache
-def shield_workers_from_requeue_signal() -> None:
-    """Under SLURM, forked processes (DataLoader workers) ignore the requeue signal SIGUSR1.
-
-    SLURM signals every process of a job step, and a worker would die of SIGUSR1 (killing the
-    rank) or run Lightning's handler on its copy of the trainer, before the main process has
-    saved its hpc checkpoint and requeued the job.
-    """
-    if SLURMEnvironment.detect():
-        os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGUSR1, signal.SIG_IGN))
-
-
-def resume_from(trainer: L.Trainer, ckpt_path: str | None) -> str | None:
-    """The checkpoint fit starts from: a requeued SLURM job's own hpc_ckpt_N.ckpt (saved in
-    default_root_dir on SIGUSR1) beats ``ckpt_path``; Lightning looks for it only when ckpt_path
-    is None, so a requeued job started with ckpt_path=... would otherwise start over from there."""
-    saved = any(Path(trainer.default_root_dir).glob("hpc_ckpt_*.ckpt"))
-    return "hpc" if saved and SLURMEnvironment.detect() else ckpt_path
-
-
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit and test one model; return the flat metrics dict that is written to metrics.json."""
-    shield_workers_from_requeue_signal()
+    """Fit and test one model; return the flat metrics dict that is written to metrics.json.
+
+    Closes the job's W&B run, if any, so that the next job of the same process (Hydra multirun)
+    opens its own run instead of logging into this one."""
+    ok = False
+    try:
+        metrics = fit_and_test(cfg)
+        ok = True
+        return metrics
+    finally:
+        finish_wandb(exit_code=0 if ok else 1)
+
+
+def finish_wandb(exit_code: int) -> None:
+    """Finish the open W&B run; a no-op without one (no W&B logger, or a DDP rank other than 0).
+    Lightning's WandbLogger never calls ``wandb.finish``."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=exit_code)
+
+
+def fit_and_test(cfg: DictConfig) -> dict[str, float]:
+    """The training job itself (see ``train``)."""
+    slurm = slurm_trainer_arguments()  # first: its signal handler must precede any worker
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     datamodule: EditDistanceDataModule = instantiate(cfg.data)
     datamodule.setup("fit")
     module = build_module(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks += slurm.get("callbacks", [])
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     if not loggers:  # nothing to report learning rates to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=slurm.get("plugins")
+    )
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
