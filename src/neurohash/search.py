@@ -143,14 +143,19 @@ class Refiner:
     model: DistanceEmbeddingModule
 
     def estimates(self, db: Database, rows: np.ndarray, postings: np.ndarray) -> np.ndarray:
-        """Estimated edit distances (float distance x normaliser) of (query row, posting) pairs,
-        in one batched call."""
+        """Estimated edit distances (float distance x normaliser) of (query row, posting) pairs.
+
+        Each embedding is projected once (query regions, and the distinct postings reached), so
+        the per-pair work is the geometry's raw distance alone."""
         import torch
 
-        query = torch.from_numpy(self.embeddings[rows]).to(self.model.device)
-        stored = torch.from_numpy(db.embeddings[postings].astype(np.float32)).to(self.model.device)
+        geometry, device = self.model.geometry, self.model.device
+        distinct, which = np.unique(postings, return_inverse=True)
         with torch.no_grad():
-            dist = self.model.geometry(query, stored)
+            query = geometry.project(torch.from_numpy(self.embeddings).to(device))
+            stored = torch.from_numpy(db.embeddings[distinct].astype(np.float32)).to(device)
+            stored = geometry.project(stored)
+            dist = geometry.scale * geometry.raw(query[rows], stored[which.ravel()])
         return dist.cpu().double().numpy() * float(self.model.normaliser)
 
 
