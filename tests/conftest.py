@@ -44,6 +44,24 @@ def compose_train(run_dir: Path, *overrides: str) -> DictConfig:
     return compose_app("train", run_dir, *overrides)
 
 
+def v4_cpu_run(
+    data: Path, cache_dir: Path, seqs: int = 300, eval_size: int = 40, batch_size: int = 16
+) -> list[str]:
+    """Overrides for a quick CPU training run on ``seqs`` real V4 reads sampled from ``data``
+    (no loader workers; exact distances cached in ``cache_dir``)."""
+    return [
+        "data=fasta",
+        f"data.path={data}",
+        "data.max_len=152",
+        f"data.max_seqs={seqs}",
+        f"data.eval_size={eval_size}",
+        f"data.batch_size={batch_size}",
+        "data.num_workers=0",
+        "trainer.accelerator=cpu",
+        f"paths.cache_dir={cache_dir}",
+    ]
+
+
 def compose_app(config_name: str, run_dir: Path, *overrides: str) -> DictConfig:
     """Compose conf/CONFIG_NAME.yaml with OVERRIDES as its entry point's @hydra.main would."""
     GlobalHydra.instance().clear()

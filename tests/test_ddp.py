@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from neurohash.train import train
-from tests.conftest import compose_train
+from tests.conftest import compose_train, v4_cpu_run
 
 pytestmark = pytest.mark.slow
 
@@ -30,24 +30,16 @@ MULTIPLICITY = 2
 def two_cpu_ranks(data: Path, cache_dir: Path) -> list[str]:
     """Overrides for one epoch of a small CNN on 2 CPU processes."""
     return [
-        "data=fasta",
-        f"data.path={data}",
-        "data.max_len=152",
-        "data.max_seqs=300",
-        "data.eval_size=40",
-        f"data.batch_size={BATCH_SIZE}",
+        *v4_cpu_run(data, cache_dir, batch_size=BATCH_SIZE),
         f"data.pairs.multiplicity={MULTIPLICITY}",
-        "data.num_workers=0",
         "model=cnn",
         "distance=euclidean",
         "logger=none",
         "trainer=ddp",
-        "trainer.accelerator=cpu",
         "trainer.devices=2",
         "trainer.sync_batchnorm=false",  # SyncBatchNorm is GPU-only
         "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false",
-        f"paths.cache_dir={cache_dir}",
     ]
 
 

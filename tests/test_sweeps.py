@@ -29,7 +29,7 @@ from wandb.proto import wandb_internal_pb2
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 
 from neurohash.train import train
-from tests.conftest import compose_train
+from tests.conftest import compose_train, v4_cpu_run
 
 with warnings.catch_warnings():  # sweeps 0.2 declares a pydantic-v1 config key
     warnings.simplefilter("ignore")
@@ -178,18 +178,7 @@ def test_every_agent_command_composes(
 
 def tiny_data(data: Path, cache_dir: Path) -> list[str]:
     """Overrides for a one-batch CPU run (small linear encoder) on 200 real V4 reads."""
-    return [
-        "data=fasta",
-        f"data.path={data}",
-        "data.max_len=152",
-        "data.max_seqs=200",
-        "data.eval_size=30",
-        "data.batch_size=8",
-        "data.num_workers=0",
-        "model=linear",
-        "trainer.accelerator=cpu",
-        f"paths.cache_dir={cache_dir}",
-    ]
+    return [*v4_cpu_run(data, cache_dir, seqs=200, eval_size=30, batch_size=8), "model=linear"]
 
 
 def offline_env(tmp_path: Path, **extra: str) -> dict[str, str]:

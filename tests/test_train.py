@@ -13,7 +13,7 @@ import torch
 
 from neurohash.checkpoint import load_module
 from neurohash.train import build_module, train
-from tests.conftest import compose_train
+from tests.conftest import compose_train, v4_cpu_run
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["linear", "mlp", "cnn", "gru", "transformer", "transformer_local", "kmer"]
@@ -22,19 +22,7 @@ DISTANCES = ["euclidean", "manhattan", "square", "cosine", "hyperbolic"]
 
 def small_v4(data: Path, run_dir: Path, *overrides: str) -> list[str]:
     """Overrides for a quick CPU run on 300 real V4 reads sampled from ``data``."""
-    return [
-        "data=fasta",
-        f"data.path={data}",
-        "data.max_len=152",
-        "data.max_seqs=300",
-        "data.eval_size=40",
-        "data.batch_size=16",
-        "data.num_workers=0",
-        "trainer.accelerator=cpu",
-        "logger=none",
-        f"paths.cache_dir={run_dir / 'cache'}",
-        *overrides,
-    ]
+    return [*v4_cpu_run(data, run_dir / "cache"), "logger=none", *overrides]
 
 
 @pytest.mark.parametrize("distance", DISTANCES)
