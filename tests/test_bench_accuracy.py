@@ -1,0 +1,73 @@
+"""bench/accuracy.py --quick runs end to end on real V4 reads and writes JSON, plot and Markdown.
+
+A benchmark is not a test: nothing here checks how good or fast the numbers are, only that they
+are there and sane (finite %RMSE, top-k fractions in [0, 1])."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "bench" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_plan_covers_every_suite() -> None:
+    bench = load_bench()
+    cells = bench.plan(bench.QUICK, bench.SUITES, "cnn")
+    assert {c.dataset for c in cells} == {"v4", "greengenes", "influenza"}
+    assert {c.split for c in cells if c.dataset == "greengenes"} == {"random", "cluster", "clade"}
+    assert len({c.key for c in cells}) == len(cells)  # each ledger key once
+    full = bench.plan(bench.FULL, bench.SUITES, "cnn")
+    v4_table = {(c.model, c.geometry) for c in full if c.dataset == "v4" and c.dim in (128, None)}
+    assert len(v4_table) == len(bench.MODELS) * len(bench.GEOMETRIES)
+    assert all(c.closest_string for c in full if c.dataset == "v4" and c.split == "group")
+
+
+@pytest.mark.slow
+def test_quick_mode_writes_json_plot_and_markdown(
+    shared_data: Path, tmp_path: Path, one_thread: None
+) -> None:
+    bench = load_bench()
+    out = tmp_path / "out"
+    argv = ["--quick", "--out-dir", str(out), "--work-dir", str(tmp_path / "runs"),
+            "--cache-dir", str(tmp_path / "cache"), "--datasets", "v4", "--suites", "dimension",
+            "--geometries", "hyperbolic", "--dims", "4", "128"]  # fmt: skip
+    report = bench.main(argv)
+
+    path = out / "accuracy_quick.json"
+    assert path.is_file() and not (out / "accuracy.json").exists()
+    assert json.loads(path.read_text())["cells"].keys() == report["cells"].keys()
+    assert report["mode"] == "quick" and not report["comparable_to_neuroseed"]
+    assert len(report["cells"]) == 2
+    for cell in report["cells"].values():
+        assert "error" not in cell, cell.get("error")
+        metrics = cell["metrics"]
+        assert math.isfinite(metrics["test/rmse_pct"]) and metrics["test/rmse_pct"] > 0
+        assert math.isfinite(metrics["baseline/rmse_pct"])
+        for k in ("top1", "top5", "top10"):
+            assert 0.0 <= metrics[f"test/{k}"] <= 1.0
+    cs = bench.find(report, dataset="v4", dim=128)["closest_string"]
+    assert cs["references"] == bench.QUICK.references and cs["queries"] > 0
+    assert 0.0 <= cs["top1"] <= cs["top5"] <= cs["top10"] <= 1.0
+    assert (out / report["plots"]["v4"]).is_file()
+
+    text = bench.markdown(report)
+    assert "NOT comparable" in text and "| cnn | hyperbolic |" in text
+    assert f"(benchmarks/{report['plots']['v4']})" in text
+
+    again = bench.main(argv)  # a rerun finds every cell in the ledger and trains nothing
+    assert again["cells"] == report["cells"]
