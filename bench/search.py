@@ -2,7 +2,8 @@
 
     python bench/search.py --ckpt logs/demo/checkpoints/last.ckpt [--fasta greengenes]
         [--db-size 5000] [--queries 200] [-k 10] [--candidates 200] [--refine 5]
-        [--indexes hnsw ivf] [--workdir DIR] [--out FILE.json]
+        [--indexes hnsw ivf] [--workdir DIR] [--out FILE.json] [--quick]
+    python bench/search.py --ckpt CKPT --quick --out docs/benchmarks/search.json  (the report's)
 
 1. A seeded sample of ``db-size + queries`` sequences, cleaned as at training time, is split;
    both parts are written as FASTA into the work directory.
@@ -36,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from report import provenance, table
 
 from neurohash.checkpoint import load_module, stored_cleaning
 from neurohash.data.edit_distance import distance_matrix, paired_distances
@@ -390,6 +392,44 @@ def print_report(report: dict[str, Any], k: int) -> None:
     )
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The report's section: the methods table and the search command's own figures."""
+    cfg, db, exact, cli = (report[key] for key in ("config", "database", "exact", "search_command"))
+    k = cfg["k"]
+    lines = [
+        "## Search (end to end, held-out queries)",
+        "",
+        f"{cfg['queries']} held-out sequences of `{Path(cfg['fasta']).name}` against "
+        f"{db['sequences']:,} stored ({db['regions']:,} regions, {db['unique_codes']:,} unique "
+        f"codes, {db['bytes_per_region']:.0f} bytes/region); model `{Path(cfg['ckpt']).name}`. "
+        f"Recall against the exact edit-distance top-{k}; exact scan {exact['seconds']:.1f} s = "
+        f"{exact['qps']:.1f} queries/s; in-process methods warm, query embedding included; "
+        f"re-rank budget {cfg['candidates']}.",
+        "",
+    ]
+    rows = [
+        [
+            m["method"],
+            m["reranked"],
+            f"{m['recall@1']:.3f}",
+            f"{m[f'recall@{k}']:.3f}",
+            f"{m['qps']:,.1f}",
+            f"{m['speedup']:,.1f}x",
+        ]
+        for m in report["methods"]
+    ]
+    header = ["method", "re-ranked", "recall@1", f"recall@{k}", "q/s", "vs exact scan"]
+    lines.append(table(header, rows))
+    lines += [
+        "",
+        f"`neurohash search --rerank` (start-up included): recall@{k} {cli[f'recall@{k}']:.3f}, "
+        f"{cli['seconds']:.1f} s, {cli['speedup']:.1f}x the exact scan; build: predict.py "
+        f"{db['predict_s']:.1f} s ({db['predict_regions_per_s']:,.0f} regions/s), neurohash "
+        f"index {db['index_s']:.1f} s.",
+    ]
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt", required=True, help="neurohash checkpoint")
@@ -406,12 +446,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="outputs/bench_search", help="FASTA, shards, db")
     parser.add_argument("--out", default="outputs/bench_search.json", help="JSON report")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--quick", action="store_true", help=f"--db-size {QUICK[0]} --queries {QUICK[1]}"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.db_size, args.queries = QUICK
+    return args
+
+
+QUICK = (1000, 50)  # stored sequences, queries of --quick
 
 
 def main(argv: list[str] | None = None) -> None:
+    started, argv = time.perf_counter(), sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     report = run(args)
+    report |= provenance(__file__, argv, started, "quick" if args.quick else "full")
     print_report(report, args.k)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,153 @@
+"""The speed benchmarks run end to end with tiny options and write their JSON, PNG and Markdown.
+
+Benchmarks are not tests: nothing here asserts a timing, only that each script runs on real data
+and reports sane values (positive rates, recalls in [0, 1]), and that ``bench/report.py`` turns
+the JSON into ``benchmarks.md`` with every plot it names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def bench(name: str) -> ModuleType:
+    """A bench script as a module (they import each other by name from bench/)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module(name)
+
+
+def written(path: Path) -> dict:
+    assert path.is_file(), path
+    report = json.loads(path.read_text())
+    assert report["command"].startswith("python bench/") and report["wall_s"] > 0
+    for plot in report.get("plots", []):
+        assert (path.parent / plot).stat().st_size > 1000, plot
+    return report
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("benchmarks")
+
+
+def test_embed(results: Path, one_thread: None) -> None:
+    out = results / "embed.json"
+    bench("embed").main(
+        [
+            "--quick",
+            "--device",
+            "cpu",
+            "--sets",
+            "v4",
+            "--sequences",
+            "32",
+            "--batch",
+            "8",
+            "--big-batch",
+            "16",
+            "--bf16-batch",
+            "8",
+            "--seconds",
+            "0.05",
+            "--pipeline-batches",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    entry = written(out)["sets"]["V4 reads (~150 bp)"]
+    assert entry["parameters"] > 1_000_000 and entry["flops_per_seq"] > 1e6
+    assert [v["precision"] for v in entry["variants"]] == ["fp32", "fp32", "bf16"]
+    assert all(v["seq_per_s"] > 0 for v in entry["variants"])
+    assert entry["pipeline"]["sequences"] == 32 and entry["pipeline"]["seq_per_s"] > 0
+    assert entry["attention_ops"]["fp32"], "the profiler saw no attention op"
+
+
+def test_train_speed(results: Path, one_thread: None, tmp_path: Path) -> None:
+    out = results / "train_speed.json"
+    bench("train_speed").main(
+        [
+            "--quick",
+            "--device",
+            "cpu",
+            "--steps",
+            "4",
+            "--val-every",
+            "2",
+            "--seqs",
+            "300",
+            "--eval-size",
+            "40",
+            "--batch-size",
+            "8",
+            "--workers",
+            "0",
+            "--target-rmse",
+            "100",
+            "--workdir",
+            str(tmp_path),
+            "--out",
+            str(out),
+        ]
+    )
+    report = written(out)
+    assert report["steps"] == 4 and len(report["curve"]) == 2
+    assert report["pairs"] > report["steps"] * 8 and report["pairs_per_s"] > 0
+    assert report["time_to_target_s"] == report["curve"][0]["train_s"]  # 100% is reached at once
+
+
+def test_search_scale(results: Path, checkpoint: Path, tmp_path: Path) -> None:
+    out = results / "search_scale.json"
+    bench("search_scale").main(
+        [
+            "--quick",
+            "--ckpt",
+            str(checkpoint),
+            "--sizes",
+            "300",
+            "--queries",
+            "8",
+            "--candidates",
+            "20",
+            "--refine",
+            "2",
+            "--minhash-perm",
+            "32",
+            "--workdir",
+            str(tmp_path),
+            "--out",
+            str(out),
+        ]
+    )
+    (size,) = written(out)["sizes"]
+    assert size["regions"] == size["database"]["regions"] == 300
+    assert size["database"]["bytes_per_region"] > 16  # a 128-bit code, its posting and sequence
+    assert {m["index"] for m in size["methods"]} == {"flat", "hnsw", "scan"}
+    for method in size["methods"]:
+        assert 0 <= method["recall@10"] <= 1 and method["qps"] > 0
+    reranked = [m for m in size["methods"] if m["method"] == "hash + refine + rerank"]
+    assert all(m["recall@1"] > 0 for m in reranked)
+
+
+def test_report(results: Path, tmp_path: Path) -> None:
+    """Runs after the benchmarks above (file order): every JSON becomes a section."""
+    md = tmp_path / "benchmarks.md"
+    bench("report").main(["--results", str(results), "--out", str(md)])
+    text = md.read_text()
+    for heading in ("## Embedding throughput", "## Training speed", "## Search at scale"):
+        assert heading in text
+    assert text.count("quick mode") >= 3 and "python bench/embed.py --quick" in text
+    for line in text.splitlines():
+        if line.startswith("![") and "(benchmarks/" in line:
+            assert (results / line.split("(benchmarks/")[1].rstrip(")")).is_file(), line
