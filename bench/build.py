@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from report import RESULTS, provenance, table, write_json
+from report import RESULTS, publish, table
 from search import neurohash_command, shell, write_fasta
 from search_scale import V4_READS, ensure_model
 
@@ -163,11 +163,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     started, argv = time.perf_counter(), sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    report = run(args)
-    report = provenance(__file__, argv, started, "quick" if args.quick else "full") | report
-    write_json(report, args.out)
-    print(markdown(report))
-    return report
+    return publish(__file__, argv, started, args.quick, run(args), args.out, markdown)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from report import RESULTS, provenance, table, write_json
+from report import RESULTS, publish, table
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -441,14 +441,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     started, argv = time.perf_counter(), sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    report = run(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report["plots"] = [plot(report, out.with_suffix(".png")).name]
-    report = provenance(__file__, argv, started, "quick" if args.quick else "full") | report
-    write_json(report, out)
-    print(markdown(report))
-    return report
+    return publish(__file__, argv, started, args.quick, run(args), args.out, markdown, plot)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,28 @@ def write_json(report: dict[str, Any], path: str | os.PathLike) -> Path:
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"report written to {path}")
     return path
+
+
+def publish(
+    script: str,
+    argv: Sequence[str],
+    started: float,
+    quick: bool,
+    report: dict[str, Any],
+    out: str | os.PathLike,
+    markdown: Callable[[dict[str, Any]], str],
+    plot: Callable[[dict[str, Any], Path], Path] | None = None,
+) -> dict[str, Any]:
+    """The common ending of every bench script: its plot beside the JSON, provenance first, the
+    JSON written, its Markdown section printed."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if plot is not None:
+        report["plots"] = [plot(report, out.with_suffix(".png")).name]
+    report = provenance(script, argv, started, "quick" if quick else "full") | report
+    write_json(report, out)
+    print(markdown(report))
+    return report
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from report import RESULTS, provenance, table, write_json
+from report import RESULTS, publish, table
 from search import (
     approximate_databases,
     db_target_ids,
@@ -360,13 +360,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started, argv = time.perf_counter(), sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     report = run(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report["plots"] = [plot(report, out.with_suffix(".png"), args.k).name]
-    report = provenance(__file__, argv, started, "quick" if args.quick else "full") | report
-    write_json(report, out)
-    print(markdown(report))
-    return report
+    plot_k = lambda r, path: plot(r, path, args.k)  # noqa: E731
+    return publish(__file__, argv, started, args.quick, report, args.out, markdown, plot_k)
 
 
 if __name__ == "__main__":

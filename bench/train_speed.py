@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from report import RESULTS, provenance, table, write_json
+from report import RESULTS, publish, table
 from search_scale import V4_READS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,14 +230,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     started, argv = time.perf_counter(), sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    report = run(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report["plots"] = [plot(report, out.with_suffix(".png")).name]
-    report = provenance(__file__, argv, started, "quick" if args.quick else "full") | report
-    write_json(report, out)
-    print(markdown(report))
-    return report
+    return publish(__file__, argv, started, args.quick, run(args), args.out, markdown, plot)
 
 
 if __name__ == "__main__":
