@@ -59,11 +59,6 @@ class DistanceEmbeddingModule(L.LightningModule):
         return self.geometry(emb[pairs[:, 0]], emb[pairs[:, 1]])
 
     @torch.no_grad()
-    def codes(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Binary hash codes (B, bits) of the sequences."""
-        return self.codes_of(self(tokens))
-
-    @torch.no_grad()
     def codes_of(self, emb: torch.Tensor) -> torch.Tensor:
         """Binary hash codes (B, bits) of embeddings already computed by ``forward``."""
         return self.hashing.codes(self.geometry.project(emb.float()))
