@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import re
 import shutil
 import sys
@@ -52,48 +50,27 @@ from typing import Any
 
 import numpy as np
 import torch
+from accuracy_tables import (
+    DATASETS,
+    DIMS,
+    GEOMETRIES,
+    GOALS,
+    MAIN_SPLIT,
+    MODELS,
+    NEUROSEED_RMSE,
+    NEUROSEED_TOPK,
+    SPLITS,
+    SUITES,
+    TABLE_DIM,
+    markdown,
+    plot_dimensions,
+)
+from report import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 V4 = DATA / "study550_v4_amplicons.fasta.gz"
 INFLUENZA = DATA / "influenza_a_segments.fasta.gz"
-
-MODELS = ("linear", "mlp", "cnn", "gru", "transformer", "transformer_local", "kmer")
-GEOMETRIES = ("cosine", "euclidean", "square", "manhattan", "hyperbolic")
-DIMS = (2, 4, 8, 16, 32, 64, 128, 256)
-DATASETS = ("v4", "greengenes", "influenza")
-SUITES = ("table", "dimension", "split")
-TABLE_DIM = 128
-SPLITS = {"v4": ("group", "random", "cluster"), "greengenes": ("random", "cluster", "clade")}
-MAIN_SPLIT = {"v4": "group", "greengenes": "random", "influenza": "cluster"}
-
-# NeuroSEED on Qiita at dimension 128 (gcorso/NeuroSEED tutorial figures, see
-# ../shared/reference/NEUROSEED.md): test %RMSE per model and geometry, closest-string top-k (%)
-NEUROSEED_RMSE = {
-    "kmer": {"cosine": 5.03, "euclidean": 7.64, "square": 34.56, "manhattan": 5.39,
-             "hyperbolic": 7.60},
-    "linear": {"cosine": 3.38, "euclidean": 4.39, "square": 5.83, "manhattan": 3.82,
-               "hyperbolic": 2.50},
-    "mlp": {"cosine": 4.98, "euclidean": 4.36, "square": 8.52, "manhattan": 4.92,
-            "hyperbolic": 1.85},
-    "cnn": {"cosine": 2.54, "euclidean": 2.68, "square": 5.03, "manhattan": 4.06,
-            "hyperbolic": 1.56},
-    "gru": {"cosine": None, "euclidean": 3.30, "square": 5.52, "manhattan": 3.74,
-            "hyperbolic": 2.60},
-    "transformer": {"cosine": 2.61, "euclidean": 2.10, "square": 3.71, "manhattan": 2.57,
-                    "hyperbolic": 1.83},
-    "transformer_local": {"cosine": 2.67, "euclidean": 2.42, "square": 3.72, "manhattan": 2.46,
-                          "hyperbolic": 1.86},
-}  # fmt: skip
-NEUROSEED_TOPK = {
-    ("kmer", "cosine"): (45.9, 62.9, 69.6),
-    ("cnn", "hyperbolic"): (50.1, 77.2, 85.9),
-    ("transformer", "cosine"): (51.3, 75.9, 84.5),
-    ("transformer", "hyperbolic"): (49.5, 75.5, 84.0),
-    ("transformer_local", "hyperbolic"): (48.8, 75.1, 84.5),
-    ("linear", "hyperbolic"): (43.2, 63.7, 71.4),
-}
-GOALS = {"rmse_pct": 1.2, "top10": 0.90}  # the issue's targets on the V4 reads
 
 
 @dataclass(frozen=True)
@@ -387,26 +364,6 @@ def clean_numbers(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def hardware() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if "model name" in line]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": gpu,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def load_report(path: Path, mode: Mode) -> dict[str, Any]:
     """The existing ledger at ``path`` (a resumed run), or a new, empty report."""
     import json
@@ -431,7 +388,7 @@ def describe(report: dict[str, Any], mode: Mode, argv: list[str]) -> None:
                 if mode.name == "quick"
                 else "Full mode: the NeuroSEED protocol (see the cells' overrides and epochs)."
             ),
-            "hardware": hardware(),
+            "hardware": machine(),
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "neuroseed": {
                 "rmse_pct": NEUROSEED_RMSE,
@@ -460,350 +417,28 @@ def record(report: dict[str, Any], cell: Cell, entry: dict[str, Any]) -> None:
     report["cells"][cell.key] = {**labels, **entry}
 
 
-def save(report: dict[str, Any], path: Path) -> None:
+def save(report: dict[str, Any], path: Path, written: set[str]) -> None:
+    """Write the ledger, keeping cells that other workers on the same ledger wrote meanwhile.
+
+    Several ``bench/accuracy.py`` processes (say one per encoder, or SLURM array tasks) may fill
+    one ledger: under an exclusive lock the file on disk is re-read, this process's ``written``
+    cells replace their entries, every other cell and command is kept, and ``report`` is
+    refreshed with the merged view."""
+    import fcntl
+    import json
+
     from neurohash.files import write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, report)
-
-
-# views of the ledger ----------------------------------------------------------------------------
-
-
-def find(report: dict[str, Any], **labels: Any) -> dict[str, Any] | None:
-    """The finished cell whose labels match (None when absent or failed)."""
-    for cell in report.get("cells", {}).values():
-        if "metrics" in cell and all(cell.get(k) == v for k, v in labels.items()):
-            return cell
-    return None
-
-
-def metric(cell: dict[str, Any] | None, name: str) -> float | None:
-    return None if cell is None else cell["metrics"].get(name)
-
-
-def fmt(value: float | None, spec: str = ".2f") -> str:
-    return "–" if value is None else format(value, spec)
-
-
-def pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
-def datasets_in(report: dict[str, Any]) -> list[str]:
-    found = {c["dataset"] for c in report.get("cells", {}).values()}
-    return [d for d in DATASETS if d in found]
-
-
-def dims_of(report: dict[str, Any], dataset: str, geometry: str) -> list[tuple[int, float]]:
-    """(dimension, test %RMSE) of the dimension-suite cells of one dataset and geometry."""
-    model = report.get("dim_model", "cnn")
-    points = {
-        c["dim"]: c["metrics"]["test/rmse_pct"]
-        for c in report.get("cells", {}).values()
-        if "metrics" in c
-        and c["dataset"] == dataset
-        and c["model"] == model
-        and c["geometry"] == geometry
-        and c["split"] == MAIN_SPLIT[dataset]
-        and c["dim"] is not None
-        and c["metrics"].get("test/rmse_pct") is not None
-    }
-    return sorted(points.items())
-
-
-def plot_dimensions(report: dict[str, Any], out_dir: Path, prefix: str) -> dict[str, str]:
-    """One PNG per dataset: test %RMSE against embedding dimension, a line per geometry."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written: dict[str, str] = {}
-    for dataset in datasets_in(report):
-        lines = {g: dims_of(report, dataset, g) for g in GEOMETRIES}
-        lines = {g: pts for g, pts in lines.items() if len(pts) >= 2}
-        if not lines:
-            continue
-        fig, ax = plt.subplots(figsize=(6, 4.2))
-        for geometry, points in lines.items():
-            dims, values = zip(*points, strict=True)
-            ax.plot(dims, values, marker="o", label=geometry)
-        baseline = [
-            metric(c, "baseline/rmse_pct")
-            for c in report["cells"].values()
-            if c.get("dataset") == dataset and "metrics" in c
-        ]
-        baseline = [b for b in baseline if b is not None]
-        if baseline:
-            ax.axhline(
-                float(np.median(baseline)),
-                color="grey",
-                ls="--",
-                lw=1,
-                label="5-mer cosine baseline",
-            )
-        ax.set_xscale("log", base=2)
-        ticks = sorted({d for pts in lines.values() for d, _ in pts})
-        ax.set_xticks(ticks, [str(d) for d in ticks])
-        ax.set_xlabel("embedding dimension")
-        ax.set_ylabel("test %RMSE")
-        title = f"{report.get('dim_model', 'cnn')} on {dataset}"
-        ax.set_title(title + (" (quick mode: not comparable)" if prefix.endswith("quick") else ""))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        name = f"{prefix}_dim_{dataset}.png"
-        tmp = out_dir / f"{name}.tmp.png"
-        fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        os.replace(tmp, out_dir / name)
-        written[dataset] = name
-    return written
-
-
-# markdown ---------------------------------------------------------------------------------------
-
-
-def markdown(report: dict[str, Any], plot_dir: str = "benchmarks") -> str:
-    """The accuracy section of docs/benchmarks.md: tables beside NeuroSEED's numbers, plot links.
-
-    ``plot_dir`` is where the PNGs lie relative to the Markdown file."""
-    parts = [f"## Accuracy: NeuroSEED's tables on real data ({report.get('mode', '?')} mode)", ""]
-    parts += [f"> {report['note']}", ""] if report.get("note") else []
-    hw = report.get("hardware", {})
-    finished = sum("metrics" in c for c in report.get("cells", {}).values())
-    parts += [
-        f"Cells finished: {finished} of the {report.get('planned_cells', '?')} that "
-        f"`python bench/accuracy.py{' --quick' if report.get('mode') == 'quick' else ''}` plans.",
-        "",
-    ]
-    parts += [
-        "Commands that filled this ledger: "
-        + ", ".join(f"`{c}`" for c in report.get("commands", []))
-        + "; hardware: "
-        f"{hw.get('cpu', '?')}, {hw.get('cpu_count', '?')} cores, GPU: {hw.get('gpu') or 'none'}, "
-        f"torch {hw.get('torch', '?')}; updated {report.get('updated', '?')}. Each cell is one "
-        "`python train.py` job with the overrides listed in the JSON ledger; %RMSE = "
-        "100 * sqrt(mean((d - ED/L)^2)) over all test pairs, L the padded length.",
-        "",
-    ]
-    for dataset in datasets_in(report):
-        parts += table_section(report, dataset)
-        parts += dimension_section(report, dataset, plot_dir)
-        parts += split_section(report, dataset)
-    parts += standing_section(report)
-    parts += estimate_section(report)
-    parts += ["### Protocol and deviations from NeuroSEED", "", *DEVIATIONS, ""]
-    return "\n".join(parts).rstrip() + "\n"
-
-
-DEVIATIONS = [
-    "- Data: NeuroSEED's Qiita files are gone; the V4 reads of Qiita study 550 stand in. A seeded "
-    "sample of 9,200 reads (<= 152 bp, L = 152) is split by sample id, whole samples only, so the "
-    "sizes are about 7,000 / 700 / 1,500 (exact counts in each cell's `data/*` metrics).",
-    "- Closest string: 1,000 references and up to 1,000 queries drawn from all reads of the "
-    "held-out test samples that occur nowhere in training or validation (NeuroSEED's notebook "
-    "describes disjoint sets; its generator's default takes the first 1,000 training lines). "
-    "Queries without a unique nearest reference are dropped, as in NeuroSEED. Greengenes and "
-    "influenza report the test set split in halves instead.",
-    "- Training pairs: 3 triplets (9 pairs) per sequence per epoch, batches of 43 triplets (129 "
-    "pairs); NeuroSEED: 10 random pairs per sequence, batches of 128 pairs. Encoder differences "
-    "are listed in `conf/experiment/neuroseed_*.yaml`.",
-    "- Epochs: NeuroSEED trains up to 500 epochs (patience 50) on a GPU; a cell whose overrides "
-    "hold `trainer.max_epochs=N` was capped at N epochs (CPU budget) and is not the full "
-    "protocol.",
-    "- Greengenes and influenza have no NeuroSEED configuration: the project's defaults (6,000 "
-    "Greengenes sequences; all unique influenza segments of 800-2,400 bp, L = 2,400) with a "
-    "50-epoch cap. Influenza is split by distance cluster: record ids do not carry the strain.",
-    "- %RMSE is taken over the unordered test pairs (NeuroSEED: ordered pairs; the same value, "
-    "distances being symmetric). The k-mer baseline is 5-mer frequency vectors with a least-"
-    "squares scale, as NeuroSEED's.",
-]
-DATASET_TITLES = {
-    "v4": "16S V4 reads (Qiita study 550, NeuroSEED's Qiita stand-in)",
-    "greengenes": "full-length 16S (Greengenes 13_8)",
-    "influenza": "influenza A segments (non-16S)",
-}
-
-
-def run_facts(cells: list[dict[str, Any]]) -> str:
-    """Sizes and epochs of a group of cells, as one sentence."""
-    if not cells:
-        return ""
-    m = cells[0]["metrics"]
-    epochs = sorted({int(c["metrics"].get("train/epochs") or 0) for c in cells})
-    span = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
-    return (
-        f"{int(m['data/train_seqs'])} train / {int(m['data/test_seqs'])} test sequences, "
-        f"L = {int(m['data/normaliser'])}, {span} epoch(s) trained."
-    )
-
-
-def table_section(report: dict[str, Any], dataset: str) -> list[str]:
-    """Model x geometry %RMSE (NeuroSEED's beside ours on V4) and closest-string top-k."""
-    main = MAIN_SPLIT[dataset]
-    cells = {
-        (c["model"], c["geometry"]): c
-        for c in report["cells"].values()
-        if "metrics" in c
-        and c["dataset"] == dataset
-        and c["split"] == main
-        and c["dim"] in (TABLE_DIM, None)
-    }
-    if not cells:
-        return []
-    models = [m for m in MODELS if any(k[0] == m for k in cells)]
-    geoms = [g for g in GEOMETRIES if any(k[1] == g for k in cells)]
-    ours_vs = dataset == "v4"
-    out = [f"### {DATASET_TITLES[dataset]}: %RMSE, dimension {TABLE_DIM}", ""]
-    out += [
-        run_facts(list(cells.values())) + (" Cells: ours (NeuroSEED on Qiita)." if ours_vs else ""),
-        "",
-    ]
-    out += ["| model | " + " | ".join(geoms) + " |", "|---" * (len(geoms) + 1) + "|"]
-    for model in models:
-        row = []
-        for geometry in geoms:
-            text = fmt(metric(cells.get((model, geometry)), "test/rmse_pct"))
-            if ours_vs:
-                text += f" ({fmt(NEUROSEED_RMSE[model].get(geometry))})"
-            row.append(text)
-        out.append(f"| {model} | " + " | ".join(row) + " |")
-    baseline = [metric(c, "baseline/rmse_pct") for c in cells.values()]
-    baseline = [b for b in baseline if b is not None]
-    if baseline:
-        out += [
-            "",
-            f"5-mer cosine baseline on the same test sets (least-squares scale): "
-            f"%RMSE {np.median(baseline):.2f} (median over runs).",
-        ]
-    out += [""] + topk_table(cells, dataset) + [""]
-    return out
-
-
-def topk_table(cells: dict[tuple[str, str], dict[str, Any]], dataset: str) -> list[str]:
-    """Closest-string top-1/5/10 (%) per cell, NeuroSEED's beside ours where published."""
-    rows = []
-    for (model, geometry), cell in sorted(cells.items(), key=lambda kv: MODELS.index(kv[0][0])):
-        cs = cell.get("closest_string")
-        src = cs if cs else {k: cell["metrics"].get(f"test/{k}") for k in ("top1", "top5", "top10")}
-        ours = " / ".join(pct(src.get(k)) for k in ("top1", "top5", "top10"))
-        pub = NEUROSEED_TOPK.get((model, geometry)) if dataset == "v4" else None
-        theirs = " / ".join(f"{v:.1f}" for v in pub) if pub else "–"
-        rows.append(f"| {model} | {geometry} | {ours} | {theirs} |")
-    any_cs = next((c["closest_string"] for c in cells.values() if c.get("closest_string")), None)
-    if any_cs:
-        how = (
-            f"{any_cs['references']} references, {any_cs['queries']} queries "
-            f"({any_cs['queries_unique']} with a unique nearest reference), reads of held-out "
-            "samples never seen in training"
-        )
-    else:
-        how = "first half of the test set as references, second half as queries"
-    return [
-        f"Closest string, top-1 / top-5 / top-10 (%): {how}.",
-        "",
-        "| model | geometry | ours | NeuroSEED (Qiita) |",
-        "|---|---|---|---|",
-        *rows,
-    ]
-
-
-def dimension_section(report: dict[str, Any], dataset: str, plot_dir: str) -> list[str]:
-    """%RMSE by embedding dimension per geometry, as a table and a linked plot."""
-    series = {g: dict(dims_of(report, dataset, g)) for g in GEOMETRIES}
-    series = {g: s for g, s in series.items() if len(s) >= 2}
-    if not series:
-        return []
-    dims = sorted({d for s in series.values() for d in s})
-    model = report.get("dim_model", "cnn")
-    out = [f"### {DATASET_TITLES[dataset]}: %RMSE against embedding dimension ({model})", ""]
-    out += ["| geometry | " + " | ".join(map(str, dims)) + " |", "|---" * (len(dims) + 1) + "|"]
-    out += [f"| {g} | " + " | ".join(fmt(s.get(d)) for d in dims) + " |" for g, s in series.items()]
-    plot = report.get("plots", {}).get(dataset)
-    if plot:
-        out += ["", f"![%RMSE against dimension, {dataset}]({plot_dir}/{plot})"]
-    if dataset == "v4":
-        out += [
-            "",
-            "NeuroSEED (transformer on Qiita, read from its plot): hyperbolic about 2.9 "
-            "at dimension 4, 1.9 at 32, 1.87 at 128.",
-        ]
-    return out + [""]
-
-
-def split_section(report: dict[str, Any], dataset: str) -> list[str]:
-    """How much %RMSE grows when close relatives are held out (vs the random split)."""
-    if dataset not in SPLITS:
-        return []
-    model = report.get("dim_model", "cnn")
-    cells = {
-        s: find(report, dataset=dataset, model=model, geometry="hyperbolic", dim=TABLE_DIM, split=s)
-        for s in SPLITS[dataset]
-    }
-    cells = {s: c for s, c in cells.items() if c is not None}
-    if len(cells) < 2:
-        return []
-    ref = metric(cells.get("random"), "test/rmse_pct")
-    out = [
-        f"### {DATASET_TITLES[dataset]}: split by relatedness ({model} / hyperbolic)",
-        "",
-        "| split | %RMSE | vs random | 5-mer baseline %RMSE | top-10 (%) |",
-        "|---|---|---|---|---|",
-    ]
-    for split, cell in cells.items():
-        value = metric(cell, "test/rmse_pct")
-        growth = f"{100 * (value / ref - 1):+.0f}%" if value is not None and ref else "–"
-        out.append(
-            f"| {split} | {fmt(value)} | {growth} | {fmt(metric(cell, 'baseline/rmse_pct'))}"
-            f" | {pct(metric(cell, 'test/top10'))} |"
-        )
-    return out + [""]
-
-
-def standing_section(report: dict[str, Any]) -> list[str]:
-    """Where the project stands against NeuroSEED and the issue's goals, from the V4 cells."""
-    v4 = [
-        c
-        for c in report.get("cells", {}).values()
-        if "metrics" in c
-        and c["dataset"] == "v4"
-        and c["split"] == "group"
-        and c["dim"] in (TABLE_DIM, None)
-    ]
-    if not v4:
-        return []
-    best = min(v4, key=lambda c: c["metrics"].get("test/rmse_pct") or math.inf)
-    with_cs = [c for c in v4 if c.get("closest_string", {}).get("top10") is not None]
-    out = ["### Against NeuroSEED and the goals (V4 reads, dimension 128)", ""]
-    rmse = metric(best, "test/rmse_pct")
-    out.append(
-        f"- best %RMSE: {fmt(rmse)} ({best['model']} / {best['geometry']}); NeuroSEED "
-        f"1.56 (CNN / hyperbolic); goal < {GOALS['rmse_pct']}: "
-        f"{'met' if rmse is not None and rmse < GOALS['rmse_pct'] else 'not met'}."
-    )
-    if with_cs:
-        top = max(with_cs, key=lambda c: c["closest_string"]["top10"])
-        t10 = top["closest_string"]["top10"]
-        out.append(
-            f"- best closest-string top-10: {pct(t10)}% ({top['model']} / "
-            f"{top['geometry']}); NeuroSEED 85.9 (CNN / hyperbolic); goal > "
-            f"{100 * GOALS['top10']:.0f}%: {'met' if t10 > GOALS['top10'] else 'not met'}."
-        )
-    epochs = sorted({int(c["metrics"].get("train/epochs") or 0) for c in v4})
-    out.append(
-        f"- epochs trained per cell: {epochs[0]}-{epochs[-1]} (NeuroSEED: up to 500 with "
-        "early stopping, patience 50, on a GPU)."
-    )
-    if not report.get("comparable_to_neuroseed"):
-        out.append("- quick mode: small samples and one epoch, so none of this is a comparison.")
-    return out + [""]
-
-
-def estimate_section(report: dict[str, Any]) -> list[str]:
-    est = report.get("estimate")
-    return ["### Run time of the full benchmark", "", est, ""] if est else []
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.is_file():
+            disk = json.loads(path.read_text())
+            ours = {k: report["cells"][k] for k in written}
+            report["cells"] = {**disk.get("cells", {}), **ours}
+            commands = disk.get("commands", []) + report.get("commands", [])
+            report["commands"] = list(dict.fromkeys(commands))
+        write_json(path, report)
 
 
 def planned_epochs(cell: Cell) -> int:
@@ -840,14 +475,16 @@ def estimate(report: dict[str, Any], cells: list[Cell]) -> str:
         upper += planned_epochs(cell) * epoch_s + fixed_s
         at_budget += min(planned_epochs(cell), budget) * epoch_s + fixed_s
         known += 1
-    measured = ", ".join(
-        f"{d}/{m} {np.median(v):.0f} s per epoch" for (d, m), v in sorted(per_epoch.items())
-    )
+    measured = ", ".join(f"{d}/{m} {np.median(v):.0f} s" for (d, m), v in sorted(per_epoch.items()))
+    finished = [c for c in report.get("cells", {}).values() if "time_s" in c]
+    hw = report.get("hardware", {})
     text = (
-        f"The full benchmark (all suites, datasets) is {len(cells)} cells. Wall times measured "
-        f"here ({measured or 'nothing'}; {report.get('hardware', {}).get('cpu_count')} CPU cores "
-        f"shared with other jobs) put {known} of them at {at_budget / 3600:.1f} h with "
-        f"{budget} epochs each and at most {upper / 3600:.0f} h at their full epoch budgets "
+        f"The {len(finished)} finished cells took {sum(c['time_s'] for c in finished) / 3600:.1f} "
+        f"h of cell wall time on {hw.get('cpu')} ({hw.get('cpu_count')} cores, "
+        f"{hw.get('torch_threads')} torch thread(s) per worker). The full benchmark (all suites "
+        f"and datasets) is {len(cells)} cells. The median wall time per epoch measured here "
+        f"({measured or 'nothing'}) puts {known} of them at {at_budget / 3600:.1f} h with at "
+        f"most {budget} epochs each and at most {upper / 3600:.0f} h at their full epoch budgets "
         "(500 on V4; early stopping ends most runs sooner). A GPU is the realistic way to run it."
     )
     if missing:
@@ -931,6 +568,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["dim_model"] = args.dim_model
     report["planned_cells"] = len(plan(QUICK if args.quick else FULL, SUITES, args.dim_model))
     retrieval = RetrievalSets()
+    written: set[str] = set()
     for i, cell in enumerate(cells, 1):
         done = report["cells"].get(cell.key, {})
         if "metrics" in done or ("error" in done and not args.retry_failed):
@@ -942,11 +580,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             traceback.print_exc()
             entry = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         record(report, cell, entry)
-        save(report, path)
+        written.add(cell.key)
+        save(report, path, written)
+    save(report, path, written)  # the latest cells of other workers, before plotting
     report["plots"] = plot_dimensions(report, args.out_dir, prefix)
     if mode.name == "full":
         report["estimate"] = estimate(report, plan(FULL, SUITES, args.dim_model))
-    save(report, path)
+    save(report, path, written)
     print(markdown(report))
     return report
 

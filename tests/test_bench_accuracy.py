@@ -5,7 +5,7 @@ are there and sane (finite %RMSE, top-k fractions in [0, 1])."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import sys
@@ -14,15 +14,14 @@ from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "bench" / "accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def load_bench(name: str = "accuracy") -> ModuleType:
+    """A bench script as a module (they import each other by name from bench/)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module(name)
 
 
 def test_quick_plan_covers_every_suite() -> None:
@@ -60,7 +59,7 @@ def test_quick_mode_writes_json_plot_and_markdown(
         assert math.isfinite(metrics["baseline/rmse_pct"])
         for k in ("top1", "top5", "top10"):
             assert 0.0 <= metrics[f"test/{k}"] <= 1.0
-    cs = bench.find(report, dataset="v4", dim=128)["closest_string"]
+    cs = load_bench("accuracy_tables").find(report, dataset="v4", dim=128)["closest_string"]
     assert cs["references"] == bench.QUICK.references and cs["queries"] > 0
     assert 0.0 <= cs["top1"] <= cs["top5"] <= cs["top10"] <= 1.0
     assert (out / report["plots"]["v4"]).is_file()
@@ -71,3 +70,27 @@ def test_quick_mode_writes_json_plot_and_markdown(
 
     again = bench.main(argv)  # a rerun finds every cell in the ledger and trains nothing
     assert again["cells"] == report["cells"]
+
+
+def test_workers_sharing_a_ledger_keep_each_others_cells(tmp_path: Path) -> None:
+    """Two processes filling one ledger (say one per encoder) never overwrite each other."""
+    bench = load_bench()
+    path = tmp_path / "accuracy.json"
+    cells = bench.plan(bench.FULL, ["table"], "cnn")[:3]
+    first = {"mode": "full", "cells": {}, "commands": ["python bench/accuracy.py --models a"]}
+    second = {"mode": "full", "cells": {}, "commands": ["python bench/accuracy.py --models b"]}
+    bench.record(first, cells[0], {"metrics": {"test/rmse_pct": 1.0}})
+    bench.save(first, path, {cells[0].key})
+    bench.record(second, cells[1], {"metrics": {"test/rmse_pct": 2.0}})
+    bench.save(second, path, {cells[1].key})  # second never loaded the first's cell
+    bench.record(first, cells[2], {"error": "FloatingPointError"})
+    bench.save(first, path, {cells[0].key, cells[2].key})
+
+    on_disk = json.loads(path.read_text())
+    assert on_disk["cells"].keys() == {c.key for c in cells}
+    assert on_disk["cells"][cells[1].key]["metrics"]["test/rmse_pct"] == 2.0
+    assert first["cells"] == on_disk["cells"]  # the writer's view is refreshed
+    assert on_disk["commands"] == [
+        "python bench/accuracy.py --models a",
+        "python bench/accuracy.py --models b",
+    ]

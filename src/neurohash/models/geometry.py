@@ -41,33 +41,58 @@ class Geometry(nn.Module):
         u, v = self.project(u.float()), self.project(v.float())
         return self.scale * self.raw(u, v)
 
-    def pairwise(self, u: torch.Tensor, v: torch.Tensor, block: int = 128) -> torch.Tensor:
-        """(N, M) distances between rows of u and rows of v, computed in row blocks."""
-        v = v.float()
-        rows = [
-            self.forward(u[i : i + block, None, :], v[None, :, :]) for i in range(0, len(u), block)
-        ]
-        return torch.cat(rows) if rows else u.new_zeros((0, len(v)))
+    def raw_matrix(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """(N, M) raw distances between projected rows; geometries override it with a kernel
+        that avoids the (N, M, D) broadcast."""
+        return self.raw(u[:, None, :], v[None, :, :])
+
+    def pairwise(self, u: torch.Tensor, v: torch.Tensor, block: int = 1024) -> torch.Tensor:
+        """(N, M) distances between rows of u and rows of v, in float32 and in row blocks."""
+        with torch.autocast(u.device.type, enabled=False):
+            v = self.project(v.float())
+            rows = [
+                self.scale * self.raw_matrix(self.project(u[i : i + block].float()), v)
+                for i in range(0, len(u), block)
+            ]
+        return torch.cat(rows) if rows else u.new_zeros((0, len(v)), dtype=torch.float32)
+
+
+def direct_cdist(u: torch.Tensor, v: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """p-norm distances of all row pairs, summed directly (no |u|^2 + |v|^2 - 2uv cancellation,
+    so identical rows give exactly 0, as the pairwise formula does)."""
+    return torch.cdist(u, v, p=p, compute_mode="donot_use_mm_for_euclid_dist")
 
 
 class Euclidean(Geometry):
     def raw(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return safe_norm(u - v)
 
+    def raw_matrix(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return direct_cdist(u, v).clamp_min(EPS)
+
 
 class Square(Geometry):
     def raw(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return ((u - v) ** 2).sum(-1)
+
+    def raw_matrix(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return direct_cdist(u, v) ** 2
 
 
 class Manhattan(Geometry):
     def raw(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return (u - v).abs().sum(-1)
 
+    def raw_matrix(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return direct_cdist(u, v, p=1.0)
+
 
 class Cosine(Geometry):
     def raw(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return 1.0 - (u * v).sum(-1) / (safe_norm(u) * safe_norm(v))
+
+    def raw_matrix(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return 1.0 - (u / safe_norm(u)[:, None]) @ (v / safe_norm(v)[:, None]).T
 
 
 class Hyperbolic(Geometry):
@@ -102,3 +127,8 @@ class Hyperbolic(Geometry):
     def raw(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         denom = (1 - (u * u).sum(-1)).clamp_min(EPS) * (1 - (v * v).sum(-1)).clamp_min(EPS)
         return 2 * torch.asinh(safe_norm(u - v) / torch.sqrt(denom))
+
+    def raw_matrix(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        one_minus = [(1 - (x * x).sum(-1)).clamp_min(EPS) for x in (u, v)]
+        denom = one_minus[0][:, None] * one_minus[1][None, :]
+        return 2 * torch.asinh(direct_cdist(u, v).clamp_min(EPS) / torch.sqrt(denom))
