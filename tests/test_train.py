@@ -75,6 +75,21 @@ def test_train_writes_run_directory_and_repeats_exactly(v4_small: Path, tmp_path
     assert module.normaliser == 152
 
 
+def test_last_checkpoint_is_the_latest_epoch_even_without_a_new_best(
+    v4_small: Path, tmp_path: Path, one_thread: None
+) -> None:
+    """``ckpt_path=.../last.ckpt`` resumes from the latest epoch. With a zero learning rate the
+    validation %RMSE never improves after the first epoch, so only that one is a best; Lightning
+    2.6's own ``save_last`` would leave last.ckpt there too."""
+    overrides = ["model=linear", "optimizer.lr=0", "scheduler=none", "trainer.max_epochs=3"]
+    overrides += ["trainer.limit_train_batches=2", "callbacks.early_stopping.patience=5"]
+    train(compose_train(tmp_path, *small_v4(v4_small, tmp_path, *overrides)))
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best_epoch000.ckpt", "last.ckpt"]
+    last = torch.load(checkpoints / "last.ckpt", weights_only=False, map_location="cpu")
+    assert last["epoch"] == 2 and last["global_step"] == 6
+
+
 @pytest.mark.slow
 def test_train_py_command_line(v4_small: Path, tmp_path: Path) -> None:
     """The root entry point as a user runs it (a subprocess, Hydra parsing the overrides)."""
