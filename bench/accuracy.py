@@ -13,7 +13,8 @@ Every cell is one ``train.py`` job, composed through Hydra exactly as a user wou
 - ``table``: encoders (linear, mlp, cnn, gru, transformer, transformer_local, k-mer) x geometries
   (cosine, euclidean, square, manhattan, hyperbolic) at embedding dimension 128;
 - ``dimension``: %RMSE against embedding dimension (2 to 256) for every geometry (one encoder,
-  ``--dim-model``), drawn as ``accuracy_dim_<dataset>.png``;
+  ``--dim-model``: linear by default, the cheapest to train and among the best at our CPU budget),
+  drawn as ``accuracy_dim_<dataset>.png``;
 - ``split``: random vs distance-cluster vs tree clade (Greengenes) and random vs cluster vs
   sample id (V4): how much %RMSE grows when close relatives are held out.
 
@@ -517,9 +518,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--dims", nargs="+", type=int, help="dimension-suite dimensions")
     p.add_argument(
         "--dim-model",
-        default="cnn",
+        default="linear",
         choices=[m for m in MODELS if m != "kmer"],
-        help="encoder of the dimension and split suites",
+        help="encoder of the dimension and split suites (default linear)",
     )
     p.add_argument("--max-epochs", type=int, help="cap epochs (added to every cell's overrides)")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells that failed before")

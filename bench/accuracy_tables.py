@@ -79,7 +79,7 @@ def datasets_in(report: dict[str, Any]) -> list[str]:
 
 def dims_of(report: dict[str, Any], dataset: str, geometry: str) -> list[tuple[int, float]]:
     """(dimension, test %RMSE) of the dimension-suite cells of one dataset and geometry."""
-    model = report.get("dim_model", "cnn")
+    model = report.get("dim_model", "linear")
     points = {
         c["dim"]: c["metrics"]["test/rmse_pct"]
         for c in report.get("cells", {}).values()
@@ -130,7 +130,7 @@ def plot_dimensions(report: dict[str, Any], out_dir: Path, prefix: str) -> dict[
         ax.set_xticks(ticks, [str(d) for d in ticks])
         ax.set_xlabel("embedding dimension")
         ax.set_ylabel("test %RMSE")
-        title = f"{report.get('dim_model', 'cnn')} on {dataset}"
+        title = f"{report.get('dim_model', 'linear')} on {dataset}"
         ax.set_title(title + (" (quick mode: not comparable)" if prefix.endswith("quick") else ""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -299,7 +299,7 @@ def dimension_section(report: dict[str, Any], dataset: str, plot_dir: str) -> li
     if not series:
         return []
     dims = sorted({d for s in series.values() for d in s})
-    model = report.get("dim_model", "cnn")
+    model = report.get("dim_model", "linear")
     out = [f"### {DATASET_TITLES[dataset]}: %RMSE against embedding dimension ({model})", ""]
     out += ["| geometry | " + " | ".join(map(str, dims)) + " |", "|---" * (len(dims) + 1) + "|"]
     out += [f"| {g} | " + " | ".join(fmt(s.get(d)) for d in dims) + " |" for g, s in series.items()]
@@ -319,7 +319,7 @@ def split_section(report: dict[str, Any], dataset: str) -> list[str]:
     """How much %RMSE grows when close relatives are held out (vs the random split)."""
     if dataset not in SPLITS:
         return []
-    model = report.get("dim_model", "cnn")
+    model = report.get("dim_model", "linear")
     cells = {
         s: find(report, dataset=dataset, model=model, geometry="hyperbolic", dim=TABLE_DIM, split=s)
         for s in SPLITS[dataset]

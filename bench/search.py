@@ -209,13 +209,20 @@ def kmer_method(stored: list[str], kmer: int, k: int, pool: int) -> Method:
     return method
 
 
-def minhash_signatures(seqs: list[str], kmer: int, num_perm: int, seed: int) -> np.ndarray:
-    """(N, num_perm) MinHash signatures of the sequences' k-mer sets (datasketch)."""
+def minhash_signatures(
+    seqs: list[str], kmer: int, num_perm: int, seed: int, chunk: int = 10_000
+) -> np.ndarray:
+    """(N, num_perm) MinHash signatures of the sequences' k-mer sets (datasketch), made in
+    chunks so that only ``chunk`` sequences' shingles are held at once (1M reads fit)."""
     from datasketch import MinHash
 
-    shingles = [[s[i : i + kmer].encode() for i in range(len(s) - kmer + 1)] for s in seqs]
-    sketches = MinHash.bulk(shingles, num_perm=num_perm, seed=seed)
-    return np.stack([m.hashvalues for m in sketches])
+    out = np.empty((len(seqs), num_perm), dtype=np.uint64)
+    for start in range(0, len(seqs), chunk):
+        part = seqs[start : start + chunk]
+        shingles = [[s[i : i + kmer].encode() for i in range(len(s) - kmer + 1)] for s in part]
+        sketches = MinHash.bulk(shingles, num_perm=num_perm, seed=seed)
+        out[start : start + len(part)] = np.stack([m.hashvalues for m in sketches])
+    return out
 
 
 def minhash_method(

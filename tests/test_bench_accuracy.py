@@ -65,7 +65,7 @@ def test_quick_mode_writes_json_plot_and_markdown(
     assert (out / report["plots"]["v4"]).is_file()
 
     text = bench.markdown(report)
-    assert "NOT comparable" in text and "| cnn | hyperbolic |" in text
+    assert "NOT comparable" in text and "| linear | hyperbolic |" in text
     assert f"(benchmarks/{report['plots']['v4']})" in text
 
     again = bench.main(argv)  # a rerun finds every cell in the ledger and trains nothing
