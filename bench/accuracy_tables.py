@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +54,19 @@ GOALS = {"rmse_pct": 1.2, "top10": 0.90}  # the issue's targets on the V4 reads
 # views of the ledger ----------------------------------------------------------------------------
 
 
+def finished(report: dict[str, Any], **labels: Any) -> list[dict[str, Any]]:
+    """Every finished cell whose labels match."""
+    return [
+        c
+        for c in report.get("cells", {}).values()
+        if "metrics" in c and all(c.get(k) == v for k, v in labels.items())
+    ]
+
+
 def find(report: dict[str, Any], **labels: Any) -> dict[str, Any] | None:
-    """The finished cell whose labels match (None when absent or failed)."""
-    for cell in report.get("cells", {}).values():
-        if "metrics" in cell and all(cell.get(k) == v for k, v in labels.items()):
-            return cell
-    return None
+    """The first finished cell whose labels match (None when absent or failed)."""
+    found = finished(report, **labels)
+    return found[0] if found else None
 
 
 def metric(cell: dict[str, Any] | None, name: str) -> float | None:
@@ -77,17 +86,34 @@ def datasets_in(report: dict[str, Any]) -> list[str]:
     return [d for d in DATASETS if d in found]
 
 
+def epoch_cap(cell: dict[str, Any]) -> int | None:
+    """The cell's ``trainer.max_epochs`` override (None: its experiment's own budget)."""
+    for override in cell.get("overrides", []):
+        if override.startswith("trainer.max_epochs="):
+            return int(override.split("=", 1)[1])
+    return None
+
+
+def usual_cap(cells: Iterable[dict[str, Any]]) -> int | None:
+    """The epoch cap most of these trained cells share (k-mer cells train nothing)."""
+    caps = Counter(epoch_cap(c) for c in cells if c["model"] != "kmer")
+    return max(caps, key=lambda cap: (caps[cap], -(cap or 0))) if caps else None
+
+
+def at_cap(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cells at the usual cap (and the k-mer cells): one budget per table or plot."""
+    cap = usual_cap(cells)
+    return [c for c in cells if c["model"] == "kmer" or epoch_cap(c) == cap]
+
+
 def dims_of(report: dict[str, Any], dataset: str, geometry: str) -> list[tuple[int, float]]:
     """(dimension, test %RMSE) of the dimension-suite cells of one dataset and geometry."""
     model = report.get("dim_model", "linear")
+    cells = finished(report, dataset=dataset, model=model, split=MAIN_SPLIT[dataset])
     points = {
         c["dim"]: c["metrics"]["test/rmse_pct"]
-        for c in report.get("cells", {}).values()
-        if "metrics" in c
-        and c["dataset"] == dataset
-        and c["model"] == model
-        and c["geometry"] == geometry
-        and c["split"] == MAIN_SPLIT[dataset]
+        for c in at_cap(cells)
+        if c["geometry"] == geometry
         and c["dim"] is not None
         and c["metrics"].get("test/rmse_pct") is not None
     }
@@ -209,12 +235,18 @@ DATASET_TITLES = {
 }
 
 
+def trained_epochs(cells: list[dict[str, Any]]) -> set[int]:
+    """Epochs the trained encoders ran (the k-mer baseline's one scale-fitting pass aside)."""
+    trained = [c for c in cells if c["model"] != "kmer"] or cells
+    return {int(c["metrics"].get("train/epochs") or 0) for c in trained}
+
+
 def run_facts(cells: list[dict[str, Any]]) -> str:
     """Sizes and epochs of a group of cells, as one sentence."""
     if not cells:
         return ""
     m = cells[0]["metrics"]
-    epochs = sorted({int(c["metrics"].get("train/epochs") or 0) for c in cells})
+    epochs = sorted(trained_epochs(cells))
     span = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
     return (
         f"{int(m['data/train_seqs'])} train / {int(m['data/test_seqs'])} test sequences, "
@@ -223,24 +255,21 @@ def run_facts(cells: list[dict[str, Any]]) -> str:
 
 
 def table_section(report: dict[str, Any], dataset: str) -> list[str]:
-    """Model x geometry %RMSE (NeuroSEED's beside ours on V4) and closest-string top-k."""
+    """Model x geometry %RMSE (NeuroSEED's beside ours on V4) and closest-string top-k, at one
+    epoch budget; cells trained for other budgets follow in their own table."""
     main = MAIN_SPLIT[dataset]
-    cells = {
-        (c["model"], c["geometry"]): c
-        for c in report["cells"].values()
-        if "metrics" in c
-        and c["dataset"] == dataset
-        and c["split"] == main
-        and c["dim"] in (TABLE_DIM, None)
-    }
-    if not cells:
+    every = finished(report, dataset=dataset, split=main)
+    every = [c for c in every if c["dim"] in (TABLE_DIM, None)]
+    chosen = at_cap(every)
+    if not chosen:
         return []
+    cells = {(c["model"], c["geometry"]): c for c in chosen}
     models = [m for m in MODELS if any(k[0] == m for k in cells)]
     geoms = [g for g in GEOMETRIES if any(k[1] == g for k in cells)]
     ours_vs = dataset == "v4"
     out = [f"### {DATASET_TITLES[dataset]}: %RMSE, dimension {TABLE_DIM}", ""]
     out += [
-        run_facts(list(cells.values())) + (" Cells: ours (NeuroSEED on Qiita)." if ours_vs else ""),
+        run_facts(chosen) + (" Cells: ours (NeuroSEED on Qiita)." if ours_vs else ""),
         "",
     ]
     out += ["| model | " + " | ".join(geoms) + " |", "|---" * (len(geoms) + 1) + "|"]
@@ -261,7 +290,28 @@ def table_section(report: dict[str, Any], dataset: str) -> list[str]:
             f"%RMSE {np.median(baseline):.2f} (median over runs).",
         ]
     out += [""] + topk_table(cells, dataset) + [""]
-    return out
+    return out + other_budgets_table([c for c in every if c not in chosen])
+
+
+def other_budgets_table(cells: list[dict[str, Any]]) -> list[str]:
+    """Cells of the table trained for another number of epochs (longer runs of the best)."""
+    if not cells:
+        return []
+    out = [
+        "Other training budgets (same data and protocol):",
+        "",
+        "| model | geometry | epochs | %RMSE | closest string top-1 / 5 / 10 (%) |",
+        "|---|---|---|---|---|",
+    ]
+    ranks = ("top1", "top5", "top10")
+    order = lambda c: (MODELS.index(c["model"]), c["geometry"], epoch_cap(c) or 0)  # noqa: E731
+    for c in sorted(cells, key=order):
+        src = c.get("closest_string") or {k: metric(c, f"test/{k}") for k in ranks}
+        topk = " / ".join(pct(src.get(k)) for k in ranks)
+        epochs = int(metric(c, "train/epochs") or 0)
+        rmse = fmt(metric(c, "test/rmse_pct"))
+        out.append(f"| {c['model']} | {c['geometry']} | {epochs} | {rmse} | {topk} |")
+    return out + [""]
 
 
 def topk_table(cells: dict[tuple[str, str], dict[str, Any]], dataset: str) -> list[str]:
@@ -320,11 +370,10 @@ def split_section(report: dict[str, Any], dataset: str) -> list[str]:
     if dataset not in SPLITS:
         return []
     model = report.get("dim_model", "linear")
-    cells = {
-        s: find(report, dataset=dataset, model=model, geometry="hyperbolic", dim=TABLE_DIM, split=s)
-        for s in SPLITS[dataset]
-    }
-    cells = {s: c for s, c in cells.items() if c is not None}
+    every = finished(report, dataset=dataset, model=model, geometry="hyperbolic", dim=TABLE_DIM)
+    every = at_cap(every)
+    cells = {c["split"]: c for c in every if c["split"] in SPLITS[dataset]}
+    cells = {s: cells[s] for s in SPLITS[dataset] if s in cells}
     if len(cells) < 2:
         return []
     ref = metric(cells.get("random"), "test/rmse_pct")
@@ -346,14 +395,7 @@ def split_section(report: dict[str, Any], dataset: str) -> list[str]:
 
 def standing_section(report: dict[str, Any]) -> list[str]:
     """Where the project stands against NeuroSEED and the issue's goals, from the V4 cells."""
-    v4 = [
-        c
-        for c in report.get("cells", {}).values()
-        if "metrics" in c
-        and c["dataset"] == "v4"
-        and c["split"] == "group"
-        and c["dim"] in (TABLE_DIM, None)
-    ]
+    v4 = [c for c in finished(report, dataset="v4", split="group") if c["dim"] in (TABLE_DIM, None)]
     if not v4:
         return []
     best = min(v4, key=lambda c: c["metrics"].get("test/rmse_pct") or math.inf)
@@ -361,7 +403,8 @@ def standing_section(report: dict[str, Any]) -> list[str]:
     out = ["### Against NeuroSEED and the goals (V4 reads, dimension 128)", ""]
     rmse = metric(best, "test/rmse_pct")
     out.append(
-        f"- best %RMSE: {fmt(rmse)} ({best['model']} / {best['geometry']}); NeuroSEED "
+        f"- best %RMSE: {fmt(rmse)} ({best['model']} / {best['geometry']}, "
+        f"{int(metric(best, 'train/epochs') or 0)} epochs); NeuroSEED "
         f"1.56 (CNN / hyperbolic); goal < {GOALS['rmse_pct']}: "
         f"{'met' if rmse is not None and rmse < GOALS['rmse_pct'] else 'not met'}."
     )
@@ -369,11 +412,12 @@ def standing_section(report: dict[str, Any]) -> list[str]:
         top = max(with_cs, key=lambda c: c["closest_string"]["top10"])
         t10 = top["closest_string"]["top10"]
         out.append(
-            f"- best closest-string top-10: {pct(t10)}% ({top['model']} / "
-            f"{top['geometry']}); NeuroSEED 85.9 (CNN / hyperbolic); goal > "
+            f"- best closest-string top-10: {pct(t10)}% ({top['model']} / {top['geometry']}, "
+            f"{int(metric(top, 'train/epochs') or 0)} epochs); NeuroSEED 85.9 (CNN / hyperbolic); "
+            "goal > "
             f"{100 * GOALS['top10']:.0f}%: {'met' if t10 > GOALS['top10'] else 'not met'}."
         )
-    epochs = sorted({int(c["metrics"].get("train/epochs") or 0) for c in v4})
+    epochs = sorted(trained_epochs(v4))
     out.append(
         f"- epochs trained per cell: {epochs[0]}-{epochs[-1]} (NeuroSEED: up to 500 with "
         "early stopping, patience 50, on a GPU)."

@@ -94,3 +94,24 @@ def test_workers_sharing_a_ledger_keep_each_others_cells(tmp_path: Path) -> None
         "python bench/accuracy.py --models a",
         "python bench/accuracy.py --models b",
     ]
+
+
+def test_table_keeps_one_epoch_budget_and_lists_longer_runs_apart() -> None:
+    bench, tables = load_bench(), load_bench("accuracy_tables")
+    report: dict = {"mode": "full", "cells": {}, "dim_model": "linear"}
+    metrics = {"data/train_seqs": 10, "data/test_seqs": 5, "data/normaliser": 152}
+    for model, geometry, epochs, rmse in [
+        ("linear", "cosine", 5, 2.0),
+        ("linear", "hyperbolic", 5, 1.5),
+        ("linear", "hyperbolic", 50, 1.1),
+    ]:
+        cell = bench.make_cell(bench.FULL, "v4", model, geometry, 128, "group")
+        cell = bench.Cell(
+            **{**vars(cell), "overrides": (*cell.overrides, f"trainer.max_epochs={epochs}")}
+        )
+        entry = {"metrics": {**metrics, "test/rmse_pct": rmse, "train/epochs": epochs}}
+        bench.record(report, cell, entry)
+    text = tables.markdown(report)
+    assert "| linear | 2.00 (3.38) | 1.50 (2.50) |" in text  # the 5-epoch table
+    assert "| linear | hyperbolic | 50 | 1.10 |" in text  # the longer run, apart
+    assert "best %RMSE: 1.10 (linear / hyperbolic, 50 epochs)" in text
