@@ -88,6 +88,23 @@ def test_cluster_split_partition_and_sizes(
     assert not np.array_equal(cluster_split.test, ClusterSplit(depth=3, seed=1)(v4_records).test)
 
 
+def test_cluster_split_caches_nearest_relatives(
+    cluster_split: Split,
+    v4_records: list[SequenceRecord],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = ClusterSplit(depth=3, seed=0, cache_dir=str(tmp_path))(v4_records)
+    assert_same(first, cluster_split)
+    assert len(list(tmp_path.glob("nearest8_*.npy"))) == 1
+
+    def no_scan(*args: object) -> None:
+        raise AssertionError("the all-pairs scan ran again")
+
+    monkeypatch.setattr("neurohash.data.edit_distance.nearest_by_edit_distance", no_scan)
+    assert_same(ClusterSplit(depth=3, seed=0, cache_dir=str(tmp_path))(v4_records), first)
+
+
 def test_cluster_split_holds_out_whole_groups(
     cluster_split: Split, v4_records: list[SequenceRecord]
 ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,19 +62,37 @@ def content_hash(seqs: Sequence[str]) -> str:
 
 def cached_distance_matrix(seqs: Sequence[str], cache_dir: str | os.PathLike | None) -> np.ndarray:
     """The square edit-distance matrix of ``seqs``, read from or written atomically to the cache."""
+    name = f"edit_distance_{content_hash(seqs)}"
+    return cached_array(cache_dir, name, lambda: distance_matrix(seqs, progress=True)).astype(
+        np.int32
+    )
+
+
+def cached_nearest(seqs: Sequence[str], n: int, cache_dir: str | os.PathLike | None) -> np.ndarray:
+    """``nearest_by_edit_distance(seqs, n)``, read from or written atomically to the cache (its
+    all-pairs scan is what a cluster split of thousands of 1.5 kb sequences spends minutes on)."""
+    return cached_array(
+        cache_dir, f"nearest{n}_{content_hash(seqs)}", lambda: nearest_by_edit_distance(seqs, n)
+    ).astype(np.int64)
+
+
+def cached_array(
+    cache_dir: str | os.PathLike | None, name: str, compute: Callable[[], np.ndarray]
+) -> np.ndarray:
+    """``compute()``, kept as ``cache_dir/name.npy`` (as uint16 when its values fit)."""
     if cache_dir is None:
-        return distance_matrix(seqs, progress=True)
-    path = Path(cache_dir) / f"edit_distance_{content_hash(seqs)}.npy"
+        return compute()
+    path = Path(cache_dir) / f"{name}.npy"
     if path.exists():
-        log.info("edit distances read from cache %s", path)
-        return np.load(path).astype(np.int32)
-    matrix = distance_matrix(seqs, progress=True)
+        log.info("read from cache %s", path)
+        return np.load(path)
+    array = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-    dtype = np.uint16 if matrix.size and matrix.max() < 2**16 else np.int32
-    np.save(tmp, matrix.astype(dtype))
+    dtype = np.uint16 if array.size and array.min() >= 0 and array.max() < 2**16 else array.dtype
+    np.save(tmp, array.astype(dtype))
     os.replace(tmp, path)
-    return matrix
+    return array
 
 
 def nearest_by_edit_distance(seqs: Sequence[str], n: int, block: int = 256) -> np.ndarray:

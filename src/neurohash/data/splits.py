@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neurohash.data.edit_distance import nearest_by_edit_distance
+from neurohash.data.edit_distance import cached_nearest
 from neurohash.data.fasta import SequenceRecord
 
 
@@ -90,10 +90,11 @@ class ClusterSplit:
     test: float = 0.1
     depth: int = 3
     seed: int = 0
+    cache_dir: str | None = None  # nearest relatives are cached here by content hash
 
     def __call__(self, records: Sequence[SequenceRecord]) -> Split:
         seqs = [r.seq for r in records]
-        relatives = nearest_by_edit_distance(seqs, 2**self.depth)
+        relatives = cached_nearest(seqs, 2**self.depth, self.cache_dir)
         groups = [[i, *relatives[i].tolist()] for i in range(len(seqs))]
         rng = np.random.default_rng(self.seed)
         return _fill_with_groups(groups, len(seqs), _quotas(len(seqs), self.val, self.test), rng)
