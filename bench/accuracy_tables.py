@@ -101,9 +101,17 @@ def usual_cap(cells: Iterable[dict[str, Any]]) -> int | None:
 
 
 def at_cap(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The cells at the usual cap (and the k-mer cells): one budget per table or plot."""
+    """One cell per (model, geometry, dimension, split): the one at the usual cap where there is
+    one, else the shortest run there is (an encoder too slow for the usual budget on this
+    hardware), so a table or plot compares like with like wherever it can."""
     cap = usual_cap(cells)
-    return [c for c in cells if c["model"] == "kmer" or epoch_cap(c) == cap]
+    chosen: dict[tuple, dict[str, Any]] = {}
+    for c in cells:
+        key = (c["model"], c["geometry"], c["dim"], c["split"])
+        rank = (epoch_cap(c) != cap, epoch_cap(c) or 0)
+        if key not in chosen or rank < (epoch_cap(chosen[key]) != cap, epoch_cap(chosen[key]) or 0):
+            chosen[key] = c
+    return [c for c in cells if any(c is kept for kept in chosen.values())]
 
 
 def dims_of(report: dict[str, Any], dataset: str, geometry: str) -> list[tuple[int, float]]:
@@ -246,12 +254,23 @@ def run_facts(cells: list[dict[str, Any]]) -> str:
     if not cells:
         return ""
     m = cells[0]["metrics"]
-    epochs = sorted(trained_epochs(cells))
-    span = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
+    spans = {
+        model: span(trained_epochs([c for c in cells if c["model"] == model]))
+        for model in dict.fromkeys(c["model"] for c in cells if c["model"] != "kmer")
+    }
+    common = Counter(spans.values()).most_common(1)
+    usual = common[0][0] if common else span(trained_epochs(cells))
+    unusual = [f"{model}: {text}" for model, text in spans.items() if text != usual]
     return (
         f"{int(m['data/train_seqs'])} train / {int(m['data/test_seqs'])} test sequences, "
-        f"L = {int(m['data/normaliser'])}, {span} epoch(s) trained."
+        f"L = {int(m['data/normaliser'])}, {usual} epoch(s) trained"
+        + (f" ({', '.join(unusual)})." if unusual else ".")
     )
+
+
+def span(epochs: set[int]) -> str:
+    low, high = min(epochs, default=0), max(epochs, default=0)
+    return f"{low}" if low == high else f"{low}-{high}"
 
 
 def table_section(report: dict[str, Any], dataset: str) -> list[str]:
@@ -417,9 +436,8 @@ def standing_section(report: dict[str, Any]) -> list[str]:
             "goal > "
             f"{100 * GOALS['top10']:.0f}%: {'met' if t10 > GOALS['top10'] else 'not met'}."
         )
-    epochs = sorted(trained_epochs(v4))
     out.append(
-        f"- epochs trained per cell: {epochs[0]}-{epochs[-1]} (NeuroSEED: up to 500 with "
+        f"- epochs trained per cell: {span(trained_epochs(v4))} (NeuroSEED: up to 500 with "
         "early stopping, patience 50, on a GPU)."
     )
     if not report.get("comparable_to_neuroseed"):

@@ -104,6 +104,7 @@ def test_table_keeps_one_epoch_budget_and_lists_longer_runs_apart() -> None:
         ("linear", "cosine", 5, 2.0),
         ("linear", "hyperbolic", 5, 1.5),
         ("linear", "hyperbolic", 50, 1.1),
+        ("gru", "cosine", 2, 3.0),  # too slow for the usual budget: in the table, marked
     ]:
         cell = bench.make_cell(bench.FULL, "v4", model, geometry, 128, "group")
         cell = bench.Cell(
@@ -113,5 +114,6 @@ def test_table_keeps_one_epoch_budget_and_lists_longer_runs_apart() -> None:
         bench.record(report, cell, entry)
     text = tables.markdown(report)
     assert "| linear | 2.00 (3.38) | 1.50 (2.50) |" in text  # the 5-epoch table
+    assert "| gru | 3.00 (–) | – (2.60) |" in text and "5 epoch(s) trained (gru: 2)." in text
     assert "| linear | hyperbolic | 50 | 1.10 |" in text  # the longer run, apart
     assert "best %RMSE: 1.10 (linear / hyperbolic, 50 epochs)" in text
