@@ -325,6 +325,11 @@ def embed(
         .join(F.broadcast(starts), "shard")
         .withColumn("batch", F.floor(number / job.batch_size))
     )
+    # an explicit repartition: adaptive execution would coalesce the small shuffle of sequences
+    # into one partition, and one Python worker would embed everything on one core
+    batches = -(-sum(info["rows"] for info in infos.values()) // job.batch_size)
+    tasks = max(1, min(batches, 2 * spark.sparkContext.defaultParallelism))
+    numbered = numbered.repartition(tasks, "batch")
     schema = EMBEDDED + (", embedding array<float>" if job.store_embeddings else "")
 
     def embed_group(batch: pd.DataFrame) -> pd.DataFrame:  # typed, so Spark needs no guess
