@@ -31,9 +31,9 @@ RESULTS = ROOT / "docs" / "benchmarks"
 # sections in reading order; any other JSON follows alphabetically
 ORDER = ("accuracy", "distance", "embed", "train_speed", "search", "search_scale", "build")
 NOISE = (
-    "Timings were taken on a shared 2-core virtual machine while other jobs ran: they are noisy "
-    "and will be re-measured on a quiet machine. Ratios measured in the same run are the figures "
-    "to read."
+    "Speed figures were measured on a 2-core virtual machine with no other benchmark running; "
+    "the accuracy cells ran as two single-threaded workers side by side, so their wall times are "
+    "per worker, under load. Ratios measured in the same run are the figures to read."
 )
 
 
