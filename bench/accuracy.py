@@ -43,6 +43,7 @@ import shutil
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -464,7 +465,7 @@ def estimate(report: dict[str, Any], cells: list[Cell]) -> str:
             per_epoch.setdefault(key, []).append(m["train/time_s"] / m["train/epochs"])
             fixed.setdefault(key, []).append(c["time_s"] - m["train/time_s"])
             trained.append(int(m["train/epochs"]))
-    budget = max(trained, default=1)
+    budget = Counter(trained).most_common(1)[0][0] if trained else 1  # the usual cap
     upper = at_budget = 0.0
     known, missing = 0, {}
     for cell in cells:
