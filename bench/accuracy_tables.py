@@ -5,13 +5,13 @@ ledger that ``bench/accuracy.py`` fills (``docs/benchmarks/accuracy*.json``)."""
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from report import save_figure, subplots
 
 MODELS = ("linear", "mlp", "cnn", "gru", "transformer", "transformer_local", "kmer")
 GEOMETRIES = ("cosine", "euclidean", "square", "manhattan", "hyperbolic")
@@ -130,18 +130,13 @@ def dims_of(report: dict[str, Any], dataset: str, geometry: str) -> list[tuple[i
 
 def plot_dimensions(report: dict[str, Any], out_dir: Path, prefix: str) -> dict[str, str]:
     """One PNG per dataset: test %RMSE against embedding dimension, a line per geometry."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     written: dict[str, str] = {}
     for dataset in datasets_in(report):
         lines = {g: dims_of(report, dataset, g) for g in GEOMETRIES}
         lines = {g: pts for g, pts in lines.items() if len(pts) >= 2}
         if not lines:
             continue
-        fig, ax = plt.subplots(figsize=(6, 4.2))
+        fig, ax = subplots(figsize=(6, 4.2))
         for geometry, points in lines.items():
             dims, values = zip(*points, strict=True)
             ax.plot(dims, values, marker="o", label=geometry)
@@ -168,12 +163,8 @@ def plot_dimensions(report: dict[str, Any], out_dir: Path, prefix: str) -> dict[
         ax.set_title(title + (" (quick mode: not comparable)" if prefix.endswith("quick") else ""))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
         name = f"{prefix}_dim_{dataset}.png"
-        tmp = out_dir / f"{name}.tmp.png"
-        fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        os.replace(tmp, out_dir / name)
+        save_figure(fig, out_dir / name, dpi=110)
         written[dataset] = name
     return written
 

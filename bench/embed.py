@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from report import RESULTS, publish, table
+from report import RESULTS, missing_on_gpu, publish, save_figure, subplots, table
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -289,12 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def plot(report: dict[str, Any], path: Path) -> Path:
     """Sequences per second of every variant at both lengths (log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 3.8))
+    fig, ax = subplots(figsize=(10, 3.8))
     names = list(report["sets"])
     labels = [v["variant"] for v in report["sets"][names[0]]["variants"]] + ["data path (best)"]
     width = 0.8 / len(names)
@@ -307,10 +302,7 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("sequences / s")
     ax.set_title(f"embedding throughput, default transformer, {report['device']}")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -383,13 +375,12 @@ def goal_line(report: dict[str, Any]) -> str:
 
 def pending(reports: list[dict[str, Any]]) -> list[str]:
     """What the issue asks of this benchmark that no report holds yet (for bench/report.py)."""
-    if any(r["device"] == "cuda" for r in reports):
-        return []
-    return [
+    return missing_on_gpu(
+        reports,
         "embedding throughput on a GPU (bf16, torch.compile, fraction of peak; goal 100,000 "
         "seq/s at 1.5 kb on one H100): `python bench/embed.py --device cuda --out "
-        "docs/benchmarks/embed_cuda.json`"
-    ]
+        "docs/benchmarks/embed_cuda.json`",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -108,6 +108,33 @@ def publish(
     return report
 
 
+def subplots(*args: Any, **kwargs: Any) -> Any:
+    """``plt.subplots`` on the non-interactive Agg backend (benchmarks run headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
+    """Lay out, write atomically (a temporary name, then renamed) and close a figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")  # savefig takes the format from the suffix
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def missing_on_gpu(reports: Iterable[dict[str, Any]], item: str) -> list[str]:
+    """``[item]`` for ``bench/report.py``'s "not measured yet" list until a report ran on CUDA."""
+    return [] if any(r["device"] == "cuda" for r in reports) else [item]
+
+
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A Markdown table; the first column left-aligned, the others right-aligned."""
     lines = ["| " + " | ".join(header) + " |"]

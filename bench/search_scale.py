@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from report import RESULTS, publish, table
+from report import RESULTS, publish, save_figure, subplots, table
 from search import (
     approximate_databases,
     db_target_ids,
@@ -234,12 +234,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def plot(report: dict[str, Any], path: Path, k: int) -> Path:
     """Queries per second and recall@k against the collection size, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 3.8))
     sizes = [s["regions"] for s in report["sizes"]]
     names = [(m["method"], m["index"]) for m in report["sizes"][0]["methods"]]
     for name, index in names:
@@ -258,10 +253,7 @@ def plot(report: dict[str, Any], path: Path, k: int) -> Path:
     left.set_yscale("log")
     right.set_ylim(0, 1.02)
     right.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def markdown(report: dict[str, Any]) -> str:

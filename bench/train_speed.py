@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from report import RESULTS, publish, table
+from report import RESULTS, missing_on_gpu, publish, save_figure, subplots, table
 from search_scale import V4_READS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,12 +130,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def plot(report: dict[str, Any], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots(figsize=(6, 3.5))
     curve = report["curve"]
     ax.plot(
         [p["train_s"] for p in curve],
@@ -148,10 +143,7 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("validation %RMSE")
     ax.set_title("default transformer on V4 reads")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -195,12 +187,11 @@ def markdown(report: dict[str, Any]) -> str:
 
 def pending(reports: list[dict[str, Any]]) -> list[str]:
     """What the issue asks of this benchmark that no report holds yet (for bench/report.py)."""
-    if any(r["device"] == "cuda" for r in reports):
-        return []
-    return [
+    return missing_on_gpu(
+        reports,
         "training speed on a GPU: `python bench/train_speed.py --device cuda --out "
-        "docs/benchmarks/train_speed_cuda.json`"
-    ]
+        "docs/benchmarks/train_speed_cuda.json`",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
