@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -90,9 +91,17 @@ def neurohash_command() -> str:
     return str(Path(sys.executable).with_name("neurohash"))
 
 
-def run_commands(args: argparse.Namespace, work: Path, stored: Path, queries: Path) -> dict:
-    """predict.py -> neurohash index -> neurohash search --rerank; their wall times."""
+def run_commands(
+    args: argparse.Namespace, work: Path, stored: Path, queries: Path, fresh: bool = True
+) -> dict:
+    """predict.py -> neurohash index -> neurohash search --rerank; their wall times.
+
+    ``fresh`` deletes earlier shards first; otherwise predict.py resumes them (its job key covers
+    model, input files and settings, so shards of another collection are refused)."""
     shards, db, hits = work / "shards", work / "db", work / "hits.tsv"
+    if fresh:
+        for stale in (shards, work / "predict_run"):
+            shutil.rmtree(stale, ignore_errors=True)
     times = {
         "predict_s": shell(
             sys.executable,

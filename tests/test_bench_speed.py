@@ -112,35 +112,26 @@ def test_train_speed(results: Path, one_thread: None, tmp_path: Path) -> None:
 
 def test_search_scale(results: Path, checkpoint: Path, tmp_path: Path) -> None:
     out = results / "search_scale.json"
-    bench("search_scale").main(
-        [
-            "--quick",
-            "--ckpt",
-            str(checkpoint),
-            "--sizes",
-            "300",
-            "--queries",
-            "8",
-            "--candidates",
-            "20",
-            "--refine",
-            "2",
-            "--minhash-perm",
-            "32",
-            "--workdir",
-            str(tmp_path),
-            "--out",
-            str(out),
-        ]
-    )
+    args = ["--quick", "--ckpt", str(checkpoint), "--sizes", "300", "--queries", "8"]
+    args += ["--candidates", "20", "--refine", "2", "--minhash-perm", "32"]
+    args += ["--workdir", str(tmp_path), "--out", str(out)]
+    bench("search_scale").main(args)
     (size,) = written(out)["sizes"]
-    assert size["regions"] == size["database"]["regions"] == 300
+    assert size["regions"] == size["database"]["regions"] == 300 and not size["build_reused"]
     assert size["database"]["bytes_per_region"] > 16  # a 128-bit code, its posting and sequence
     assert {m["index"] for m in size["methods"]} == {"flat", "hnsw", "scan"}
     for method in size["methods"]:
         assert 0 <= method["recall@10"] <= 1 and method["qps"] > 0
     reranked = [m for m in size["methods"] if m["method"] == "hash + refine + rerank"]
     assert all(m["recall@1"] > 0 for m in reranked)
+
+    shards = sorted((tmp_path / "n300" / "shards").glob("shard-*"))
+    written_at = [path.stat().st_mtime_ns for path in shards]
+    bench("search_scale").main([*args, "--reuse-build"])  # predict.py resumes: nothing re-embedded
+    (again,) = written(out)["sizes"]
+    assert again["build_reused"] and [p.stat().st_mtime_ns for p in shards] == written_at
+    flat = lambda s: [m["recall@10"] for m in s["methods"] if m["index"] == "flat"]  # noqa: E731
+    assert flat(again) == flat(size)
 
 
 def test_report(results: Path, tmp_path: Path) -> None:
