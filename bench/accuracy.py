@@ -28,10 +28,10 @@ held-out test samples that never occur in training or validation; a query counts
 true nearest reference is among the k nearest by the model (``neurohash.metrics``).
 
 Each finished cell is written at once into the JSON ledger (``accuracy.json``, or
-``accuracy_quick.json`` with ``--quick``), keyed by its dataset and overrides: an interrupted run
-resumes where it stopped and a rerun skips finished cells. ``--quick`` runs a few cells on small
-samples for one epoch (minutes on 2 CPU cores): its numbers check the pipeline and are NOT
-comparable with NeuroSEED's.
+``accuracy_quick.json`` with ``--quick``), keyed by its dataset and overrides: a rerun skips
+finished cells, and a cell interrupted mid-training resumes from its own ``last.ckpt``.
+``--quick`` runs a few cells on small samples for one epoch (minutes on 2 CPU cores): its numbers
+check the pipeline and are NOT comparable with NeuroSEED's.
 """
 
 from __future__ import annotations
@@ -269,11 +269,16 @@ def run_cell(
     from neurohash.train import train
 
     run_dir = work_dir / mode.name / cell.slug
-    shutil.rmtree(run_dir, ignore_errors=True)
+    interrupted = run_dir / "checkpoints" / "last.ckpt"
+    if not interrupted.exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
     cfg = compose(run_dir, [*cell.overrides, *plumbing(cell, run_dir, cache_dir)])
+    cfg.ckpt_path = str(interrupted) if interrupted.exists() else None
     start = time.perf_counter()
     metrics = train(cfg)
     entry: dict[str, Any] = {"metrics": clean_numbers(metrics)}
+    if cfg.ckpt_path:  # its time_s counts only this session's share of the training
+        entry["resumed_from"] = cfg.ckpt_path
     if cell.closest_string:
         refs, queries, exact = retrieval.get(cfg, mode.references)
         entry["closest_string"] = closest_string(best_checkpoint(run_dir), refs, queries, exact)

@@ -72,6 +72,31 @@ def test_quick_mode_writes_json_plot_and_markdown(
     assert again["cells"] == report["cells"]
 
 
+@pytest.mark.slow
+def test_an_interrupted_cell_resumes_from_its_last_checkpoint(
+    shared_data: Path, tmp_path: Path, one_thread: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cell killed after training keeps its checkpoints; the rerun restores them, not epoch 0."""
+    bench = load_bench()
+    cell = bench.make_cell(bench.QUICK, "v4", "linear", "hyperbolic", 4, "group")
+    args = (cell, bench.QUICK, tmp_path / "runs", tmp_path / "cache", bench.RetrievalSets())
+
+    def killed(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bench, "closest_string", killed)
+        with pytest.raises(KeyboardInterrupt):
+            bench.run_cell(*args)
+    last = tmp_path / "runs" / "quick" / cell.slug / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+
+    entry = bench.run_cell(*args)
+    assert entry["resumed_from"] == str(last)
+    assert math.isfinite(entry["metrics"]["test/rmse_pct"])
+    assert not last.exists()  # a finished cell keeps no model
+
+
 def test_workers_sharing_a_ledger_keep_each_others_cells(tmp_path: Path) -> None:
     """Two processes filling one ledger (say one per encoder) never overwrite each other."""
     bench = load_bench()

@@ -90,6 +90,30 @@ def test_last_checkpoint_is_the_latest_epoch_even_without_a_new_best(
     assert last["epoch"] == 2 and last["global_step"] == 6
 
 
+def test_fresh_run_starts_from_the_least_squares_scale_and_a_resumed_one_keeps_its_own(
+    v4_small: Path, tmp_path: Path, one_thread: None
+) -> None:
+    """Manhattan over a linear map of one-hot bases starts orders of magnitude above ED / L;
+    the scale fitted at fit start (learning rate 0 here, so nothing else moves) brings it down,
+    and resuming never refits over a trained scale."""
+    frozen = ["model=linear", "distance=manhattan", "optimizer.lr=0", "scheduler=none"]
+    frozen += ["trainer.limit_train_batches=2"]
+    fresh = [*frozen, "trainer.max_epochs=1"]
+    metrics = train(compose_train(tmp_path / "a", *small_v4(v4_small, tmp_path / "a", *fresh)))
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    module = load_module(last)
+    assert module.geometry.scale < 0.05
+    assert metrics["test/rmse_pct"] < 20
+
+    state = torch.load(last, weights_only=False, map_location="cpu")
+    state["state_dict"]["geometry.log_scale"] = torch.tensor(math.log(0.5))
+    torch.save(state, edited := tmp_path / "edited.ckpt")
+    resumed = [*frozen, "trainer.max_epochs=2", f"ckpt_path={edited}"]
+    train(compose_train(tmp_path / "b", *small_v4(v4_small, tmp_path / "b", *resumed)))
+    scale = load_module(tmp_path / "b" / "checkpoints" / "last.ckpt").geometry.scale
+    assert scale.item() == pytest.approx(0.5)
+
+
 @pytest.mark.slow
 def test_train_py_command_line(v4_small: Path, tmp_path: Path) -> None:
     """The root entry point as a user runs it (a subprocess, Hydra parsing the overrides)."""

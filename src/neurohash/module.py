@@ -139,14 +139,25 @@ class DistanceEmbeddingModule(L.LightningModule):
             pred = self.pair_distances(tokens, pairs).double()
             true = batch["edit_distance"].to(pred) / self.normaliser
             num, den = num + float((pred * true).sum()), den + float((pred * pred).sum())
+        sums = torch.tensor([num, den], dtype=torch.float64, device=self.device)
+        if self._trainer is not None:  # DDP: every rank must end with the same scale
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        num, den = float(sums[0]), float(sums[1])
         scale = num / den if den > 0 else 1.0
         self.geometry.log_scale.fill_(math.log(max(scale, 1e-12)))
         return scale
 
     def on_fit_start(self) -> None:
-        if not self.trainable_encoder:  # k-mer baseline: only the scale, fitted exactly
+        """Fit the output scale in closed form before the first step: exactly for the k-mer
+        baseline (its only parameter), and as the starting value of a fresh run of a trainable
+        encoder. At initialisation raw distances can be orders of magnitude off ED / L (Manhattan
+        over 128 outputs of a linear map of 6,400 one-hot inputs gives ~30 for targets ~0.15), and
+        a learned log-scale at lr 1e-3 would need thousands of steps to close that gap."""
+        fresh = self.trainer.ckpt_path is None  # a resumed run keeps its trained scale
+        if not self.trainable_encoder or (fresh and self.geometry.log_scale.requires_grad):
+            batches = 32 if not self.trainable_encoder else 8
             loader = self.trainer.datamodule.train_dataloader()
-            self.fit_scale(batch for i, batch in zip(range(32), loader, strict=False))
+            self.fit_scale(batch for i, batch in zip(range(batches), loader, strict=False))
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]

@@ -80,6 +80,12 @@ class TransformerEncoder(Encoder):
         blocked = blocked & ~torch.eye(self.n_patches, dtype=torch.bool, device=keep.device)
         return blocked.repeat_interleave(self.heads, 0)
 
+    def needs_mask(self, keep: torch.Tensor) -> bool:
+        """Whether any key is blocked. A batch of full-length sequences under global attention
+        blocks none, and passing no mask lets PyTorch pick its fused kernels (FlashAttention on
+        GPU), which any explicit mask rules out."""
+        return self.band is not None or not bool(keep.all())
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         batch, length = tokens.shape
         pad = self.n_patches * self.patch_size - length
@@ -91,6 +97,6 @@ class TransformerEncoder(Encoder):
         counts = counts.view(batch, self.n_patches + 1, -1)[:, : self.n_patches]
         keep = counts.sum(-1) > 0
         h = self.patch(nn.functional.normalize(counts, dim=-1)) + self.position
-        h = self.layers(h, mask=self.attention_mask(keep))
+        h = self.layers(h, mask=self.attention_mask(keep) if self.needs_mask(keep) else None)
         h = self.token_readout(self.norm(h)) * keep[..., None]
         return self.readout(h.flatten(1))
