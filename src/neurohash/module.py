@@ -151,7 +151,7 @@ class DistanceEmbeddingModule(L.LightningModule):
         """Fit the output scale in closed form before the first step: exactly for the k-mer
         baseline (its only parameter), and as the starting value of a fresh run of a trainable
         encoder. At initialisation raw distances can be orders of magnitude off ED / L (Manhattan
-        over 128 outputs of a linear map of 6,400 one-hot inputs gives ~30 for targets ~0.15), and
+        over 128 outputs of a linear map of 6,400 one-hot inputs gives ~20 for targets ~0.15), and
         a learned log-scale at lr 1e-3 would need thousands of steps to close that gap."""
         fresh = self.trainer.ckpt_path is None  # a resumed run keeps its trained scale
         if not self.trainable_encoder or (fresh and self.geometry.log_scale.requires_grad):
