@@ -270,10 +270,11 @@ def run_cell(
 
     run_dir = work_dir / mode.name / cell.slug
     interrupted = run_dir / "checkpoints" / "last.ckpt"
-    if not interrupted.exists():
+    resume = interrupted.exists()
+    if not resume:
         shutil.rmtree(run_dir, ignore_errors=True)
     cfg = compose(run_dir, [*cell.overrides, *plumbing(cell, run_dir, cache_dir)])
-    cfg.ckpt_path = str(interrupted) if interrupted.exists() else None
+    cfg.ckpt_path = str(interrupted) if resume else None
     start = time.perf_counter()
     metrics = train(cfg)
     entry: dict[str, Any] = {"metrics": clean_numbers(metrics)}

@@ -157,8 +157,9 @@ class Refiner:
         with torch.no_grad():
             for group in groups:
                 query = torch.from_numpy(self.embeddings[rows[group[:1]]]).to(device)
-                stored = torch.from_numpy(db.embeddings[postings[group]])  # float16: torch
-                dist = geometry.pairwise(query, stored.to(device))[0]  # converts it, numpy is slow
+                # stored rows stay float16: pairwise converts them, faster than numpy's astype
+                stored = torch.from_numpy(db.embeddings[postings[group]]).to(device)
+                dist = geometry.pairwise(query, stored)[0]
                 estimates[group] = dist.cpu().double().numpy()
         return estimates * float(self.model.normaliser)
 
