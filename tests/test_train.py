@@ -6,10 +6,12 @@ import json
 import math
 import subprocess
 import sys
+from itertools import islice
 from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from neurohash.checkpoint import load_module
 from neurohash.train import build_module, train
@@ -112,6 +114,23 @@ def test_fresh_run_starts_from_the_least_squares_scale_and_a_resumed_one_keeps_i
     train(compose_train(tmp_path / "b", *small_v4(v4_small, tmp_path / "b", *resumed)))
     scale = load_module(tmp_path / "b" / "checkpoints" / "last.ckpt").geometry.scale
     assert scale.item() == pytest.approx(0.5)
+
+
+def test_fitting_the_scale_leaves_batchnorm_statistics_untouched(
+    v4_small: Path, tmp_path: Path, one_thread: None
+) -> None:
+    """The scale fit runs forward passes in train mode before step 1; the CNN's BatchNorm
+    running statistics must not count them."""
+    cfg = compose_train(tmp_path, *small_v4(v4_small, tmp_path, "model=cnn"))
+    module = build_module(cfg).train()
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    before = {name: b.clone() for name, b in module.encoder.named_buffers()}
+    assert any("running_mean" in name for name in before)
+    scale = module.fit_scale(islice(datamodule.train_dataloader(), 2))
+    assert module.geometry.scale.item() == pytest.approx(scale) and scale != 1.0
+    for name, buffer in module.encoder.named_buffers():
+        assert torch.equal(buffer, before[name]), name
 
 
 @pytest.mark.slow

@@ -131,7 +131,12 @@ class DistanceEmbeddingModule(L.LightningModule):
 
     @torch.no_grad()
     def fit_scale(self, batches: Iterable[dict[str, torch.Tensor]]) -> float:
-        """Closed-form least-squares output scale: argmin_a sum (a * d - ED / L)^2."""
+        """Closed-form least-squares output scale: argmin_a sum (a * d - ED / L)^2.
+
+        The forward passes run in the module's current mode (train mode at fit start, the mode
+        the first steps see) but leave no trace: the encoder's buffers (BatchNorm running
+        statistics) are restored afterwards, so only the scale changes."""
+        saved = {name: buffer.clone() for name, buffer in self.encoder.named_buffers()}
         num = den = 0.0
         for batch in batches:
             self.geometry.log_scale.zero_()
@@ -139,6 +144,8 @@ class DistanceEmbeddingModule(L.LightningModule):
             pred = self.pair_distances(tokens, pairs).double()
             true = batch["edit_distance"].to(pred) / self.normaliser
             num, den = num + float((pred * true).sum()), den + float((pred * pred).sum())
+        for name, buffer in self.encoder.named_buffers():
+            buffer.copy_(saved[name])
         sums = torch.tensor([num, den], dtype=torch.float64, device=self.device)
         if self._trainer is not None:  # DDP: every rank must end with the same scale
             sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
