@@ -41,6 +41,16 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("benchmarks")
 
 
+def test_distance(results: Path) -> None:
+    out = results / "distance.json"
+    bench("distance").main(["--quick", "--out", str(out)])
+    report = written(out)
+    for name in ("V4 reads (~150 bp)", "Greengenes 16S (~1.5 kb)"):
+        assert [m["pairs_per_s"] > 0 for m in report[name]["methods"]] == [True] * 3
+    nearest = report["nearest"]  # the banded scan was checked against the full one
+    assert nearest["sequences"] == 200 and nearest["banded_s"] > 0 and nearest["full_s"] > 0
+
+
 def test_embed(results: Path, one_thread: None) -> None:
     out = results / "embed.json"
     bench("embed").main(
@@ -139,7 +149,12 @@ def test_report(results: Path, tmp_path: Path) -> None:
     md = tmp_path / "benchmarks.md"
     bench("report").main(["--results", str(results), "--out", str(md)])
     text = md.read_text()
-    for heading in ("## Embedding throughput", "## Training speed", "## Search at scale"):
+    for heading in (
+        "## Exact edit distance",
+        "## Embedding throughput",
+        "## Training speed",
+        "## Search at scale",
+    ):
         assert heading in text
     assert text.count("quick mode") >= 3 and "python bench/embed.py --quick" in text
     for line in text.splitlines():

@@ -146,6 +146,21 @@ def test_cluster_split_exact_neighbourhood_not_in_train(
         assert not (exact[train] < radius).any()
 
 
+def test_banded_nearest_scan_gives_the_full_scans_relatives(
+    v4_records: list[SequenceRecord],
+) -> None:
+    """Rows are scanned with a small cutoff first and widened until they have their n: the
+    result (ties by index included: the duplicates tie at 0) must equal a full all-pairs scan."""
+    seqs = [r.seq for r in v4_records[:200]]
+    seqs += seqs[:20]
+    full = distance_matrix(seqs).astype(np.int64)
+    np.fill_diagonal(full, np.iinfo(np.int64).max)
+    expected = np.argsort(full, axis=1, kind="stable")[:, :8]
+    for first_cutoff in (1, 4, 32):
+        found = nearest_by_edit_distance(seqs, 8, block=64, first_cutoff=first_cutoff)
+        np.testing.assert_array_equal(found, expected)
+
+
 def test_nearest_relatives_are_exact_when_pool_covers_all() -> None:
     seqs = [r.seq for r in fake_records(12)]
     relatives = nearest_relatives(seqs, 3, candidates=100)  # pool = every other sequence
