@@ -79,7 +79,7 @@ def cached_distance_matrix(seqs: Sequence[str], cache_dir: str | os.PathLike | N
 
 def cached_nearest(seqs: Sequence[str], n: int, cache_dir: str | os.PathLike | None) -> np.ndarray:
     """``nearest_by_edit_distance(seqs, n)``, read from or written atomically to the cache (its
-    all-pairs scan is what a cluster split of thousands of 1.5 kb sequences spends minutes on)."""
+    all-pairs scan is the slow part of a cluster split of thousands of 1.5 kb sequences)."""
     return cached_array(
         cache_dir, f"nearest{n}_{content_hash(seqs)}", lambda: nearest_by_edit_distance(seqs, n)
     ).astype(np.int64)
