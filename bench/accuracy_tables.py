@@ -226,7 +226,8 @@ DEVIATIONS = [
     "- Output scale: a fresh run starts its learned scale at the least-squares fit on 8 training "
     "batches (NeuroSEED starts it at 1, which leaves a linear encoder's Manhattan distances on "
     "full-length 16S ~100x too large for thousands of steps). Every V4 cell was trained without "
-    "it (all started before the change, on 2026-11-21); the Greengenes encoder cells use it.",
+    "it (all started before the change, on 2026-11-21); the Greengenes and influenza encoder "
+    "cells use it.",
     "- %RMSE is taken over the unordered test pairs (NeuroSEED: ordered pairs; the same value, "
     "distances being symmetric). The k-mer baseline is 5-mer frequency vectors with a least-"
     "squares scale, as NeuroSEED's.",
