@@ -105,7 +105,7 @@ def cached_array(
 
 
 def nearest_by_edit_distance(
-    seqs: Sequence[str], n: int, block: int = 256, first_cutoff: int = 32
+    seqs: Sequence[str], n: int, block: int = 256, first_cutoff: int | None = 32
 ) -> np.ndarray:
     """For each sequence, the indices of its ``n`` nearest others by exact edit distance (ties
     broken by index), in row blocks, so memory stays O(block x N).
@@ -115,12 +115,13 @@ def nearest_by_edit_distance(
     small ``cutoff`` first, and only its rows with fewer than ``n`` others within it are scanned
     again at twice the cutoff (the last time with none). Every distance above the cutoff reads
     ``cutoff + 1``, larger than all those within it, so a row that has ``n`` within it gets the
-    same ``n`` as a full scan."""
+    same ``n`` as a full scan (``first_cutoff=None``)."""
     n = min(n, len(seqs) - 1)
     out = np.zeros((len(seqs), max(n, 0)), dtype=np.int64)
     if n <= 0:
         return out
-    longest = max(map(len, seqs))
+    longest = max(map(len, seqs))  # no edit distance exceeds it: a cutoff there is none
+    first_cutoff = longest if first_cutoff is None else first_cutoff
     with Progress(transient=True) as bar:
         task = bar.add_task("nearest relatives (exact)", total=len(seqs))
         for start in range(0, len(seqs), block):
