@@ -67,12 +67,9 @@ from accuracy_tables import (
     markdown,
     plot_dimensions,
 )
-from report import machine
+from report import INFLUENZA, INFLUENZA_LENGTHS, V4_READS, machine
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-V4 = DATA / "study550_v4_amplicons.fasta.gz"
-INFLUENZA = DATA / "influenza_a_segments.fasta.gz"
 
 
 @dataclass(frozen=True)
@@ -167,7 +164,8 @@ def dataset_overrides(dataset: str, model: str, split: str) -> list[str]:
         return [f"experiment=neuroseed_{model}", *([] if split == "group" else [f"split={split}"])]
     out = [f"model={model}", f"split={split}"]
     if dataset == "influenza":
-        cleaning = ["data.max_len=2400", "data.cleaning.min_len=800"]
+        min_len, max_len = INFLUENZA_LENGTHS
+        cleaning = [f"data.max_len={max_len}", f"data.cleaning.min_len={min_len}"]
         out = ["data=fasta", *cleaning, *out]  # data.path: see plumbing()
     return out
 
@@ -233,7 +231,7 @@ def plumbing(cell: Cell, run_dir: Path, cache_dir: Path) -> list[str]:
         "data.num_workers=0",
     ]
     if cell.dataset in ("v4", "influenza"):  # absolute: the bench may run from anywhere
-        out.append(f"data.path={V4 if cell.dataset == 'v4' else INFLUENZA}")
+        out.append(f"data.path={V4_READS if cell.dataset == 'v4' else INFLUENZA}")
     return out
 
 

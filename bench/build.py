@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from report import RESULTS, publish, table
+from report import RESULTS, V4_READS, publish, table
 from search import neurohash_command, shell, write_fasta
-from search_scale import V4_READS, ensure_model
+from search_scale import ensure_model
 
 from neurohash.data.cleaning import Cleaning
 from neurohash.data.sources import load_records

@@ -37,16 +37,15 @@ from typing import Any
 import edlib
 import Levenshtein
 import numpy as np
-from report import provenance, table
+from report import INFLUENZA, INFLUENZA_LENGTHS, V4_READS, provenance, table
 
 from neurohash.data.cleaning import Cleaning
 from neurohash.data.edit_distance import distance_matrix, nearest_by_edit_distance
 from neurohash.data.sources import load_records
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {  # name -> (source, cleaning, sequences in quick mode, in full mode)
     "V4 reads (~150 bp)": (
-        str(DATA / "study550_v4_amplicons.fasta.gz"),
+        str(V4_READS),
         Cleaning(min_len=100),
         150,
         1000,
@@ -54,7 +53,7 @@ SETS = {  # name -> (source, cleaning, sequences in quick mode, in full mode)
     "Greengenes 16S (~1.5 kb)": ("greengenes", Cleaning(min_len=1200, max_len=1600), 50, 300),
 }
 NEUROSEED_PROCESSES = 5
-NEAREST_SET = ("influenza A segments (~1.7 kb)", str(DATA / "influenza_a_segments.fasta.gz"))
+NEAREST_SET = ("influenza A segments (~1.7 kb)", str(INFLUENZA))
 NEAREST_SIZES = (200, 1000)  # unique sequences, quick and full
 RELATIVES = 8  # the cluster split's 2**depth at its default depth 3
 
@@ -133,7 +132,8 @@ def run(quick: bool, seed: int) -> dict[str, Any]:
             "methods": measure(seqs),
         }
     name, source = NEAREST_SET
-    cleaning = Cleaning(min_len=800, max_len=2400)  # as the accuracy bench's influenza cells
+    min_len, max_len = INFLUENZA_LENGTHS  # as the accuracy bench's influenza cells
+    cleaning = Cleaning(min_len=min_len, max_len=max_len)
     records, _ = load_records(source, cleaning, NEAREST_SIZES[0 if quick else 1], seed)
     report["nearest"] = {"set": name} | nearest_scan([rec.seq for rec in records])
     return report

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from report import RESULTS, missing_on_gpu, publish, save_figure, subplots, table
+from report import RESULTS, V4_READS, missing_on_gpu, publish, save_figure, subplots, table
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -45,11 +45,10 @@ from neurohash.module import DistanceEmbeddingModule
 from neurohash.predict import hash_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 SETS = {  # key -> (name, source, cleaning, max_len)
     "v4": (
         "V4 reads (~150 bp)",
-        str(DATA / "study550_v4_amplicons.fasta.gz"),
+        str(V4_READS),
         Cleaning(min_len=100),
         152,
     ),

@@ -28,6 +28,10 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = ROOT / "docs" / "benchmarks"
+SHARED_DATA = ROOT.parent / "shared" / "data"  # beside the checkout, never copied into it
+V4_READS = SHARED_DATA / "study550_v4_amplicons.fasta.gz"
+INFLUENZA = SHARED_DATA / "influenza_a_segments.fasta.gz"
+INFLUENZA_LENGTHS = (800, 2400)  # whole segments only; the influenza cells train at L = 2,400
 # sections in reading order; any other JSON follows alphabetically
 ORDER = ("accuracy", "distance", "embed", "train_speed", "search", "search_scale", "build")
 NOISE = (

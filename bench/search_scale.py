@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from report import RESULTS, publish, save_figure, subplots, table
+from report import RESULTS, V4_READS, publish, save_figure, subplots, table
 from search import (
     approximate_databases,
     db_target_ids,
@@ -61,7 +61,6 @@ from neurohash.data.sources import load_records
 from neurohash.database import Database
 
 ROOT = Path(__file__).resolve().parents[1]
-V4_READS = ROOT.parent / "shared" / "data" / "study550_v4_amplicons.fasta.gz"
 V4_MODEL = [  # python train.py overrides of the default model when no --ckpt is given
     "data=fasta",
     f"data.path={V4_READS}",

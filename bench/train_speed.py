@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from report import RESULTS, missing_on_gpu, publish, save_figure, subplots, table
-from search_scale import V4_READS
+from report import RESULTS, V4_READS, missing_on_gpu, publish, save_figure, subplots, table
 
 ROOT = Path(__file__).resolve().parents[1]
 
