@@ -112,10 +112,11 @@ def nearest_by_edit_distance(
 
     Aligning two ~2 kb influenza segments in full takes hundreds of microseconds, and a cluster
     split needs all pairs; but the nearest few are usually close. So a block is scanned with a
-    small ``cutoff`` first, and only its rows with fewer than ``n`` others within it are scanned
-    again at twice the cutoff (the last time with none). Every distance above the cutoff reads
-    ``cutoff + 1``, larger than all those within it, so a row that has ``n`` within it gets the
-    same ``n`` as a full scan (``first_cutoff=None``)."""
+    small ``cutoff`` first (``first_cutoff``, or more where the previous block needed more), and
+    only its rows with fewer than ``n`` others within it are scanned again at twice the cutoff
+    (the last time with none). Every distance above the cutoff reads ``cutoff + 1``, larger than
+    all those within it, so a row that has ``n`` within it gets the same ``n`` as a full scan
+    (``first_cutoff=None``)."""
     n = min(n, len(seqs) - 1)
     out = np.zeros((len(seqs), max(n, 0)), dtype=np.int64)
     if n <= 0:
