@@ -67,9 +67,7 @@ from accuracy_tables import (
     markdown,
     plot_dimensions,
 )
-from report import INFLUENZA, INFLUENZA_LENGTHS, V4_READS, machine
-
-ROOT = Path(__file__).resolve().parents[1]
+from report import INFLUENZA, INFLUENZA_LENGTHS, ROOT, V4_READS, machine
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from report import RESULTS, V4_READS, missing_on_gpu, publish, save_figure, subplots, table
+from report import RESULTS, ROOT, V4_READS, missing_on_gpu, publish, save_figure, subplots, table
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -44,7 +44,6 @@ from neurohash.data.tokens import encode
 from neurohash.module import DistanceEmbeddingModule
 from neurohash.predict import hash_tokens
 
-ROOT = Path(__file__).resolve().parents[1]
 SETS = {  # key -> (name, source, cleaning, max_len)
     "v4": (
         "V4 reads (~150 bp)",

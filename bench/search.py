@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from report import provenance, table
+from report import ROOT, provenance, table
 
 from neurohash.checkpoint import load_module, stored_cleaning
 from neurohash.data.edit_distance import distance_matrix, paired_distances
@@ -49,7 +49,6 @@ from neurohash.database import Database, build_database
 from neurohash.module import embed_sequences
 from neurohash.search import embed_queries, search
 
-ROOT = Path(__file__).resolve().parents[1]
 Method = Callable[[list[str]], list[list[int]]]
 
 

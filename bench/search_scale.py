@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from report import RESULTS, V4_READS, publish, save_figure, subplots, table
+from report import RESULTS, ROOT, V4_READS, publish, save_figure, subplots, table
 from search import (
     approximate_databases,
     db_target_ids,
@@ -60,7 +60,6 @@ from neurohash.data.mutation import MutationRates, mutate
 from neurohash.data.sources import load_records
 from neurohash.database import Database
 
-ROOT = Path(__file__).resolve().parents[1]
 V4_MODEL = [  # python train.py overrides of the default model when no --ckpt is given
     "data=fasta",
     f"data.path={V4_READS}",

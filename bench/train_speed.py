@@ -21,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from report import RESULTS, V4_READS, missing_on_gpu, publish, save_figure, subplots, table
-
-ROOT = Path(__file__).resolve().parents[1]
+from report import RESULTS, ROOT, V4_READS, missing_on_gpu, publish, save_figure, subplots, table
 
 
 class Clock(L.Callback):
