@@ -38,13 +38,20 @@ from typing import Any
 import edlib
 import Levenshtein
 import numpy as np
-from report import INFLUENZA, INFLUENZA_LENGTHS, V4_READS, provenance, table
+from report import (
+    GREENGENES_LENGTHS,
+    INFLUENZA,
+    INFLUENZA_LENGTHS,
+    V4_READS,
+    provenance,
+    table,
+)
 
 from neurohash.data.cleaning import Cleaning
 from neurohash.data.edit_distance import distance_matrix, nearest_by_edit_distance
 from neurohash.data.sources import load_records
 
-GREENGENES_1500 = Cleaning(min_len=1200, max_len=1600)
+GREENGENES_1500 = Cleaning(min_len=GREENGENES_LENGTHS[0], max_len=GREENGENES_LENGTHS[1])
 SETS = {  # name -> (source, cleaning, sequences in quick mode, in full mode)
     "V4 reads (~150 bp)": (
         str(V4_READS),

@@ -34,7 +34,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from report import RESULTS, ROOT, V4_READS, missing_on_gpu, publish, save_figure, subplots, table
+from report import (
+    GREENGENES_LENGTHS,
+    RESULTS,
+    ROOT,
+    V4_READS,
+    missing_on_gpu,
+    publish,
+    save_figure,
+    subplots,
+    table,
+)
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -54,8 +64,8 @@ SETS = {  # key -> (name, source, cleaning, max_len)
     "greengenes": (
         "Greengenes 16S (~1.5 kb)",
         "greengenes",
-        Cleaning(min_len=1200, max_len=1600),
-        1600,
+        Cleaning(min_len=GREENGENES_LENGTHS[0], max_len=GREENGENES_LENGTHS[1]),
+        GREENGENES_LENGTHS[1],
     ),
 }
 H100_BF16_DENSE_TFLOPS = 989.4

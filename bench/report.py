@@ -32,6 +32,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"  # beside the checkout, never copi
 V4_READS = SHARED_DATA / "study550_v4_amplicons.fasta.gz"
 INFLUENZA = SHARED_DATA / "influenza_a_segments.fasta.gz"
 INFLUENZA_LENGTHS = (800, 2400)  # whole segments only; the influenza cells train at L = 2,400
+GREENGENES_LENGTHS = (1200, 1600)  # full-length 16S, as conf/data/greengenes.yaml cleans it
 # sections in reading order; any other JSON follows alphabetically
 ORDER = ("accuracy", "distance", "embed", "train_speed", "search", "search_scale", "build")
 NOISE = (
