@@ -427,7 +427,8 @@ def save(report: dict[str, Any], path: Path, written: set[str]) -> None:
     Several ``bench/accuracy.py`` processes (say one per encoder, or SLURM array tasks) may fill
     one ledger: under an exclusive lock the file on disk is re-read, this process's ``written``
     cells replace their entries, every other cell and command is kept, and ``report`` is
-    refreshed with the merged view."""
+    refreshed with the merged view. A full-mode ledger's run-time estimate is recomputed from
+    that merged view, so it holds after every cell, whichever worker wrote last."""
     import fcntl
     import json
 
@@ -442,6 +443,8 @@ def save(report: dict[str, Any], path: Path, written: set[str]) -> None:
             report["cells"] = {**disk.get("cells", {}), **ours}
             commands = disk.get("commands", []) + report.get("commands", [])
             report["commands"] = list(dict.fromkeys(commands))
+        if report["mode"] == "full":
+            report["estimate"] = estimate(report, plan(FULL, SUITES, report["dim_model"]))
         write_json(path, report)
 
 
@@ -588,8 +591,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         save(report, path, written)
     save(report, path, written)  # the latest cells of other workers, before plotting
     report["plots"] = plot_dimensions(report, args.out_dir, prefix)
-    if mode.name == "full":
-        report["estimate"] = estimate(report, plan(FULL, SUITES, args.dim_model))
     save(report, path, written)
     print(markdown(report))
     return report

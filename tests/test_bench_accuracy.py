@@ -98,15 +98,18 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(
 
 
 def test_workers_sharing_a_ledger_keep_each_others_cells(tmp_path: Path) -> None:
-    """Two processes filling one ledger (say one per encoder) never overwrite each other."""
+    """Two processes filling one ledger (say one per encoder) never overwrite each other, and
+    the run-time estimate is rewritten from the merged cells by whichever saves last."""
     bench = load_bench()
     path = tmp_path / "accuracy.json"
     cells = bench.plan(bench.FULL, ["table"], "cnn")[:3]
-    first = {"mode": "full", "cells": {}, "commands": ["python bench/accuracy.py --models a"]}
-    second = {"mode": "full", "cells": {}, "commands": ["python bench/accuracy.py --models b"]}
-    bench.record(first, cells[0], {"metrics": {"test/rmse_pct": 1.0}})
+    first, second = (
+        {"mode": "full", "dim_model": "linear", "cells": {}, "commands": [command]}
+        for command in (f"python bench/accuracy.py --models {m}" for m in "ab")
+    )
+    bench.record(first, cells[0], {"metrics": {"test/rmse_pct": 1.0}, "time_s": 60.0})
     bench.save(first, path, {cells[0].key})
-    bench.record(second, cells[1], {"metrics": {"test/rmse_pct": 2.0}})
+    bench.record(second, cells[1], {"metrics": {"test/rmse_pct": 2.0}, "time_s": 60.0})
     bench.save(second, path, {cells[1].key})  # second never loaded the first's cell
     bench.record(first, cells[2], {"error": "FloatingPointError"})
     bench.save(first, path, {cells[0].key, cells[2].key})
@@ -119,6 +122,9 @@ def test_workers_sharing_a_ledger_keep_each_others_cells(tmp_path: Path) -> None
         "python bench/accuracy.py --models a",
         "python bench/accuracy.py --models b",
     ]
+    planned = len(bench.plan(bench.FULL, bench.SUITES, "linear"))
+    assert on_disk["estimate"].startswith("The 2 finished cells")
+    assert f"is {planned} cells" in on_disk["estimate"]
 
 
 def test_table_keeps_one_epoch_budget_and_lists_longer_runs_apart() -> None:
