@@ -147,6 +147,13 @@ class Cell:
         return f"{self.dataset}: {' '.join(self.overrides)}"
 
     @property
+    def label(self) -> str:
+        """Dataset, encoder and geometry, with the dimension and split where not the table's."""
+        dim = "" if self.dim in (TABLE_DIM, None) else f" / dim {self.dim}"
+        split = "" if self.split == MAIN_SPLIT[self.dataset] else f" / {self.split} split"
+        return f"{self.dataset} {self.model} / {self.geometry}{dim}{split}"
+
+    @property
     def slug(self) -> str:
         text = re.sub(r"[^A-Za-z0-9.=-]+", "_", self.key)
         return text.replace("=", "-")[:150]
@@ -403,6 +410,7 @@ def describe(report: dict[str, Any], mode: Mode, argv: list[str]) -> None:
         }
     )
     report.pop("command", None)  # older ledgers: one command, now a list
+    report.pop("planned_cells", None)  # older ledgers: now in "coverage"
     command = " ".join(["python bench/accuracy.py", *argv])
     report["commands"] = [c for c in report.get("commands", []) if c != command] + [command]
 
@@ -443,9 +451,28 @@ def save(report: dict[str, Any], path: Path, written: set[str]) -> None:
             report["cells"] = {**disk.get("cells", {}), **ours}
             commands = disk.get("commands", []) + report.get("commands", [])
             report["commands"] = list(dict.fromkeys(commands))
+        planned = plan(FULL if report["mode"] == "full" else QUICK, SUITES, report["dim_model"])
+        report["coverage"] = coverage(report, planned)
         if report["mode"] == "full":
-            report["estimate"] = estimate(report, plan(FULL, SUITES, report["dim_model"]))
+            report["estimate"] = estimate(report, planned)
         write_json(path, report)
+
+
+def uncapped(overrides: Iterable[str]) -> tuple[str, ...]:
+    """A cell's overrides less its epoch cap: the same cell whatever its training budget."""
+    return tuple(o for o in overrides if not o.startswith("trainer.max_epochs="))
+
+
+def coverage(report: dict[str, Any], planned: list[Cell]) -> dict[str, Any]:
+    """How many planned cells have a finished run, and which have none. A cell counts once
+    whatever epoch cap it ran at, so longer runs of the best cells do not inflate the count."""
+    done = {
+        (c["dataset"], uncapped(c["overrides"]))
+        for c in report.get("cells", {}).values()
+        if "metrics" in c
+    }
+    missing = [c.label for c in planned if (c.dataset, uncapped(c.overrides)) not in done]
+    return {"planned": len(planned), "finished": len(planned) - len(missing), "missing": missing}
 
 
 def planned_epochs(cell: Cell) -> int:
@@ -573,7 +600,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = load_report(path, mode)
     describe(report, mode, argv)
     report["dim_model"] = args.dim_model
-    report["planned_cells"] = len(plan(QUICK if args.quick else FULL, SUITES, args.dim_model))
     retrieval = RetrievalSets()
     written: set[str] = set()
     for i, cell in enumerate(cells, 1):

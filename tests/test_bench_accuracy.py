@@ -122,9 +122,23 @@ def test_workers_sharing_a_ledger_keep_each_others_cells(tmp_path: Path) -> None
         "python bench/accuracy.py --models a",
         "python bench/accuracy.py --models b",
     ]
-    planned = len(bench.plan(bench.FULL, bench.SUITES, "linear"))
+    planned = bench.plan(bench.FULL, bench.SUITES, "linear")
     assert on_disk["estimate"].startswith("The 2 finished cells")
-    assert f"is {planned} cells" in on_disk["estimate"]
+    assert f"is {len(planned)} cells" in on_disk["estimate"]
+    assert on_disk["coverage"]["finished"] == 2  # the failed cell is missing
+    assert cells[2].label in on_disk["coverage"]["missing"]
+
+    longer = bench.Cell(
+        **{**vars(cells[0]), "overrides": (*cells[0].overrides, "trainer.max_epochs=50")}
+    )
+    bench.record(second, longer, {"metrics": {"test/rmse_pct": 0.5}, "time_s": 600.0})
+    bench.save(second, path, {cells[1].key, longer.key})
+    coverage = json.loads(path.read_text())["coverage"]
+    assert coverage == {**on_disk["coverage"], "finished": 2}  # one cell, whatever its budget
+    assert len(coverage["missing"]) == len(planned) - 2
+    lines = load_bench("accuracy_tables").coverage_lines(second)
+    assert lines[0].startswith(f"Cells finished: 2 of the {len(planned)} that")
+    assert cells[2].label in lines[0]
 
 
 def test_table_keeps_one_epoch_budget_and_lists_longer_runs_apart() -> None:
