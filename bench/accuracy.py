@@ -185,7 +185,7 @@ def make_cell(
         overrides.append(f"model.embedding_dim={dim}")
     else:  # nothing to train: its experiment's single epoch fits the scale
         dim = None
-        extra = [o for o in extra if not o.startswith("trainer.max_epochs=")]
+        extra = list(uncapped(extra))
     overrides += extra
     return Cell(
         dataset,
@@ -580,10 +580,7 @@ def choose_mode(args: argparse.Namespace) -> Mode:
         changes["dims"] = tuple(args.dims)
     if args.max_epochs:
         cap = f"trainer.max_epochs={args.max_epochs}"
-        changes["extra"] = {
-            d: tuple(o for o in extra if not o.startswith("trainer.max_epochs=")) + (cap,)
-            for d, extra in mode.extra.items()
-        }
+        changes["extra"] = {d: uncapped(extra) + (cap,) for d, extra in mode.extra.items()}
     return replace(mode, **changes)
 
 

@@ -53,7 +53,8 @@ class GRUEncoder(Encoder):
             behind, _ = reverse_gru(reverse_within_length(x, lengths))
             x = torch.cat([ahead, reverse_within_length(behind, lengths)], dim=-1)
         # step 0 of the reverse pass, mapped back, is the reverse direction's final state
+        hidden = x.shape[-1] // 2
         last = (lengths - 1)[:, None, None].expand(-1, 1, x.shape[-1])
-        forward_final = x.gather(1, last)[:, 0, : x.shape[-1] // 2]
-        reverse_final = x[:, 0, x.shape[-1] // 2 :]
+        forward_final = x.gather(1, last)[:, 0, :hidden]
+        reverse_final = x[:, 0, hidden:]
         return self.readout(torch.cat([forward_final, reverse_final], dim=-1))
