@@ -3,7 +3,7 @@
     python bench/accuracy.py [--quick] [--out-dir docs/benchmarks] [--work-dir DIR]
         [--datasets v4 greengenes influenza] [--suites table dimension split]
         [--models cnn kmer ...] [--geometries hyperbolic ...] [--dims 2 16 128]
-        [--max-epochs N] [--retry-failed]
+        [--max-epochs N] [--retry-failed] [--rerun-before DATE]
 
 Every cell is one ``train.py`` job, composed through Hydra exactly as a user would type it
 (``python train.py experiment=neuroseed_cnn distance=cosine model.embedding_dim=128``) and run by
@@ -28,8 +28,9 @@ held-out test samples that never occur in training or validation; a query counts
 true nearest reference is among the k nearest by the model (``neurohash.metrics``).
 
 Each finished cell is written at once into the JSON ledger (``accuracy.json``, or
-``accuracy_quick.json`` with ``--quick``), keyed by its dataset and overrides: a rerun skips
-finished cells, and a cell interrupted mid-training resumes from its own ``last.ckpt``.
+``accuracy_quick.json`` with ``--quick``), keyed by its dataset and overrides, with the commit
+that produced it: a rerun skips finished cells (``--rerun-before DATE`` redoes those older than
+a change), and a cell interrupted mid-training resumes from its own ``last.ckpt``.
 ``--quick`` runs a few cells on small samples for one epoch (minutes on 2 CPU cores): its numbers
 check the pipeline and are NOT comparable with NeuroSEED's.
 """
@@ -67,7 +68,7 @@ from accuracy_tables import (
     markdown,
     plot_dimensions,
 )
-from report import INFLUENZA, INFLUENZA_LENGTHS, ROOT, V4_READS, machine
+from report import INFLUENZA, INFLUENZA_LENGTHS, ROOT, V4_READS, machine, source_version
 
 
 @dataclass(frozen=True)
@@ -426,7 +427,23 @@ def record(report: dict[str, Any], cell: Cell, entry: dict[str, Any]) -> None:
         "overrides": list(cell.overrides),
     }
     entry["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    entry.setdefault("commit", source_version())
     report["cells"][cell.key] = {**labels, **entry}
+
+
+def needs_run(done: dict[str, Any], retry_failed: bool, rerun_before: datetime | None) -> bool:
+    """Whether a planned cell runs: never tried, failed (with ``--retry-failed``), or finished
+    before ``--rerun-before`` (a result of code that has changed since)."""
+    if "metrics" in done:
+        finished = datetime.fromisoformat(done["finished"])
+        return rerun_before is not None and finished < rerun_before
+    return "error" not in done or retry_failed
+
+
+def utc_time(text: str) -> datetime:
+    """An ISO date or date-time; without a zone it is taken as UTC, as the ledger writes."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def save(report: dict[str, Any], path: Path, written: set[str]) -> None:
@@ -513,9 +530,10 @@ def estimate(report: dict[str, Any], cells: list[Cell]) -> str:
     finished = [c for c in report.get("cells", {}).values() if "time_s" in c]
     hw = report.get("hardware", {})
     text = (
-        f"The {len(finished)} finished cells took {sum(c['time_s'] for c in finished) / 3600:.1f} "
-        f"h of cell wall time on {hw.get('cpu')} ({hw.get('cpu_count')} cores, "
-        f"{hw.get('torch_threads')} torch thread(s) per worker). The full benchmark (all suites "
+        f"The {len(finished)} finished runs in the ledger (a cell run at two epoch caps counts "
+        f"twice) took {sum(c['time_s'] for c in finished) / 3600:.1f} h of wall time on "
+        f"{hw.get('cpu')} ({hw.get('cpu_count')} cores, {hw.get('torch_threads')} torch "
+        "thread(s) per worker). The full benchmark (all suites "
         f"and datasets) is {len(cells)} cells. The median wall time per epoch measured here "
         f"({measured or 'nothing'}) puts {known} of them at {at_budget / 3600:.1f} h with at "
         f"most {budget} epochs each and at most {upper / 3600:.0f} h at their full epoch budgets "
@@ -557,7 +575,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--max-epochs", type=int, help="cap epochs (added to every cell's overrides)")
     p.add_argument("--retry-failed", action="store_true", help="rerun cells that failed before")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument(
+        "--rerun-before",
+        type=utc_time,
+        metavar="DATE",
+        help="rerun finished cells that finished before DATE (ISO, UTC), e.g. after a change",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the cells it would run and exit")
     return p.parse_args(argv)
 
 
@@ -588,21 +612,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     mode = choose_mode(args)
-    cells = plan(mode, args.suites, args.dim_model)
-    if args.dry_run:
-        print("\n".join(c.key for c in cells))
-        return {}
     prefix = "accuracy_quick" if mode.name == "quick" else "accuracy"
     path = args.out_dir / f"{prefix}.json"
     report = load_report(path, mode)
+    cells = [
+        cell
+        for cell in plan(mode, args.suites, args.dim_model)
+        if needs_run(report["cells"].get(cell.key, {}), args.retry_failed, args.rerun_before)
+    ]
+    if args.dry_run:
+        print("\n".join(c.key for c in cells))
+        return {}
     describe(report, mode, argv)
     report["dim_model"] = args.dim_model
     retrieval = RetrievalSets()
     written: set[str] = set()
     for i, cell in enumerate(cells, 1):
-        done = report["cells"].get(cell.key, {})
-        if "metrics" in done or ("error" in done and not args.retry_failed):
-            continue
         print(f"[{i}/{len(cells)}] {cell.key}", flush=True)
         try:
             entry = run_cell(cell, mode, args.work_dir, args.cache_dir, retrieval)

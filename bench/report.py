@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -72,12 +73,30 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def source_version() -> str | None:
+    """The checkout's commit, ``-dirty`` where the code differs from it (the reports a bench
+    rewrites do not count), so that a figure can be traced to the code that produced it; None
+    outside a git checkout."""
+    code = ("src", "conf", "bench", "train.py", "predict.py", "pyproject.toml")
+    try:
+        head, changed = (
+            subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+            for args in (["rev-parse", "--short", "HEAD"], ["diff", "--quiet", "HEAD", "--", *code])
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode:
+        return None
+    return head.stdout.strip() + ("-dirty" if changed.returncode else "")
+
+
 def provenance(script: str, argv: Sequence[str], started: float, mode: str) -> dict[str, Any]:
-    """What the report prints above a table: the command, mode, machine, date and run time."""
+    """What the report prints above a table: the command, mode, machine, code, date, run time."""
     return {
         "command": shlex.join(["python", f"bench/{Path(script).name}", *argv]),
         "mode": mode,
         "hardware": machine(),
+        "commit": source_version(),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "wall_s": time.perf_counter() - started,
     }
@@ -162,6 +181,8 @@ def header_line(report: dict[str, Any]) -> str:
         parts.append(cpu + (f", GPU {hw['gpu']}" if hw.get("gpu") else ", no GPU"))
         if hw.get("torch"):
             parts.append(f"torch {hw['torch']}")
+    if report.get("commit"):
+        parts.append(f"commit {report['commit']}")
     if report.get("date"):
         parts.append(report["date"])
     if report.get("wall_s") is not None:

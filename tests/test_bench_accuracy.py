@@ -97,6 +97,22 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(
     assert not last.exists()  # a finished cell keeps no model
 
 
+def test_rerun_before_redoes_only_cells_older_than_the_date() -> None:
+    """``--rerun-before`` reruns finished cells of older code; failures wait for --retry-failed."""
+    bench = load_bench()
+    old = {"metrics": {"test/rmse_pct": 4.5}, "finished": "2026-11-21T14:54:34+00:00"}
+    new = {**old, "finished": "2026-11-27T09:19:55+00:00"}
+    failed = {"error": "FloatingPointError", "finished": "2026-11-21T14:54:34+00:00"}
+    change = bench.parse_args(["--rerun-before", "2026-11-22"]).rerun_before
+    assert change == bench.utc_time("2026-11-22T00:00:00+00:00")
+    assert bench.needs_run({}, retry_failed=False, rerun_before=None)
+    assert not bench.needs_run(old, retry_failed=False, rerun_before=None)
+    assert bench.needs_run(old, retry_failed=False, rerun_before=change)
+    assert not bench.needs_run(new, retry_failed=False, rerun_before=change)
+    assert not bench.needs_run(failed, retry_failed=False, rerun_before=change)
+    assert bench.needs_run(failed, retry_failed=True, rerun_before=None)
+
+
 def test_workers_sharing_a_ledger_keep_each_others_cells(tmp_path: Path) -> None:
     """Two processes filling one ledger (say one per encoder) never overwrite each other, and
     the run-time estimate is rewritten from the merged cells by whichever saves last."""
@@ -117,13 +133,14 @@ def test_workers_sharing_a_ledger_keep_each_others_cells(tmp_path: Path) -> None
     on_disk = json.loads(path.read_text())
     assert on_disk["cells"].keys() == {c.key for c in cells}
     assert on_disk["cells"][cells[1].key]["metrics"]["test/rmse_pct"] == 2.0
+    assert "commit" in on_disk["cells"][cells[1].key]  # the code that produced it (None off git)
     assert first["cells"] == on_disk["cells"]  # the writer's view is refreshed
     assert on_disk["commands"] == [
         "python bench/accuracy.py --models a",
         "python bench/accuracy.py --models b",
     ]
     planned = bench.plan(bench.FULL, bench.SUITES, "linear")
-    assert on_disk["estimate"].startswith("The 2 finished cells")
+    assert on_disk["estimate"].startswith("The 2 finished runs")
     assert f"is {len(planned)} cells" in on_disk["estimate"]
     assert on_disk["coverage"]["finished"] == 2  # the failed cell is missing
     assert cells[2].label in on_disk["coverage"]["missing"]
