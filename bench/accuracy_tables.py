@@ -239,9 +239,10 @@ DEVIATIONS = [
     "50-epoch cap. Influenza is split by distance cluster: record ids do not carry the strain.",
     "- Output scale: a fresh run starts its learned scale at the least-squares fit on 8 training "
     "batches (NeuroSEED starts it at 1, which leaves a linear encoder's Manhattan distances on "
-    "full-length 16S ~100x too large for thousands of steps). Every V4 cell was trained without "
-    "it (all started before the change, on 2026-11-21); the Greengenes and influenza encoder "
-    "cells use it.",
+    "full-length 16S ~100x too large for thousands of steps). Every cell was trained with it: "
+    "the V4 cells that ran before the change (2026-11-21) were rerun on 2026-11-27 with "
+    "`--rerun-before 2026-11-22` (cells written since name the commit that produced them). "
+    "The k-mer cells, whose scale was always fitted so, came out identical.",
     "- %RMSE is taken over the unordered test pairs (NeuroSEED: ordered pairs; the same value, "
     "distances being symmetric). The k-mer baseline is 5-mer frequency vectors with a least-"
     "squares scale, as NeuroSEED's.",
