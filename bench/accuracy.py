@@ -611,6 +611,7 @@ def choose_mode(args: argparse.Namespace) -> Mode:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    source_version()  # pin the code this process runs before the checkout can change under it
     mode = choose_mode(args)
     prefix = "accuracy_quick" if mode.name == "quick" else "accuracy"
     path = args.out_dir / f"{prefix}.json"

@@ -14,6 +14,7 @@ The helpers here are shared by the bench scripts so that every JSON carries the 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
@@ -73,16 +74,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache
 def source_version() -> str | None:
     """The checkout's commit, ``-dirty`` where the code differs from it (the reports a bench
     rewrites do not count), so that a figure can be traced to the code that produced it; None
-    outside a git checkout."""
+    outside a git checkout. Cached: a process runs the code it loaded, so the first call, made
+    before any work, names it even if the checkout changes while the process runs."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+
     code = ("src", "conf", "bench", "train.py", "predict.py", "pyproject.toml")
     try:
-        head, changed = (
-            subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
-            for args in (["rev-parse", "--short", "HEAD"], ["diff", "--quiet", "HEAD", "--", *code])
-        )
+        head = git("rev-parse", "--short", "HEAD")
+        changed = git("diff", "--quiet", "HEAD", "--", *code)
     except (OSError, subprocess.SubprocessError):
         return None
     if head.returncode:
