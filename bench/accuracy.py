@@ -38,10 +38,10 @@ check the pipeline and are NOT comparable with NeuroSEED's.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import re
 import shutil
-import sys
 import time
 import traceback
 from collections import Counter
@@ -68,7 +68,7 @@ from accuracy_tables import (
     markdown,
     plot_dimensions,
 )
-from report import INFLUENZA, INFLUENZA_LENGTHS, ROOT, V4_READS, machine, source_version
+from report import INFLUENZA, INFLUENZA_LENGTHS, ROOT, V4_READS, begin, machine, source_version
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,7 @@ QUICK = Mode(
     other_geometries=("hyperbolic",),
     suites={"v4": ("table", "dimension"), "greengenes": ("split",), "influenza": ("table",)},
 )
+SLUG_LENGTH = 150  # a run folder's name, well inside the file-name limit (255 bytes)
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,14 @@ class Cell:
 
     @property
     def slug(self) -> str:
-        text = re.sub(r"[^A-Za-z0-9.=-]+", "_", self.key)
-        return text.replace("=", "-")[:150]
+        """The cell's run folder: its key made path-safe. A key too long for a file name is cut
+        and ends in a hash of the whole key, so that cells differing only at the end (the epoch
+        cap) never share a folder, nor resume from each other's checkpoint."""
+        text = re.sub(r"[^A-Za-z0-9.=-]+", "_", self.key).replace("=", "-")
+        if len(text) <= SLUG_LENGTH:
+            return text
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:8]
+        return f"{text[: SLUG_LENGTH - 9]}-{digest}"
 
 
 # cells ------------------------------------------------------------------------------------------
@@ -609,9 +616,8 @@ def choose_mode(args: argparse.Namespace) -> Mode:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    argv = sys.argv[1:] if argv is None else argv
+    _, argv = begin(argv)
     args = parse_args(argv)
-    source_version()  # pin the code this process runs before the checkout can change under it
     mode = choose_mode(args)
     prefix = "accuracy_quick" if mode.name == "quick" else "accuracy"
     path = args.out_dir / f"{prefix}.json"

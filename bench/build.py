@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from report import RESULTS, V4_READS, publish, table
+from report import RESULTS, V4_READS, begin, publish, table
 from search import neurohash_command, shell, write_fasta
 from search_scale import ensure_model
 
@@ -161,7 +160,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    started, argv = time.perf_counter(), sys.argv[1:] if argv is None else argv
+    started, argv = begin(argv)
     args = parse_args(argv)
     return publish(__file__, argv, started, args.quick, run(args), args.out, markdown)
 

@@ -29,7 +29,6 @@ import json
 import multiprocessing
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +42,7 @@ from report import (
     INFLUENZA,
     INFLUENZA_LENGTHS,
     V4_READS,
+    begin,
     provenance,
     table,
 )
@@ -236,7 +236,7 @@ def nearest_markdown(scans: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    started, argv = time.perf_counter(), sys.argv[1:] if argv is None else argv
+    started, argv = begin(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small samples (about a minute)")
     parser.add_argument("--seed", type=int, default=0)

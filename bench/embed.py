@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -39,6 +38,7 @@ from report import (
     RESULTS,
     ROOT,
     V4_READS,
+    begin,
     missing_on_gpu,
     publish,
     save_figure,
@@ -438,7 +438,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    started, argv = time.perf_counter(), sys.argv[1:] if argv is None else argv
+    started, argv = begin(argv)
     args = parse_args(argv)
     return publish(__file__, argv, started, args.quick, run(args), args.out, markdown, plot)
 

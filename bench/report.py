@@ -95,6 +95,13 @@ def source_version() -> str | None:
     return head.stdout.strip() + ("-dirty" if changed.returncode else "")
 
 
+def begin(argv: Sequence[str] | None) -> tuple[float, list[str]]:
+    """The common start of every bench script: the clock, the arguments, and the code version
+    pinned before any work, so the report names the code this process loaded."""
+    source_version()
+    return time.perf_counter(), list(sys.argv[1:] if argv is None else argv)
+
+
 def provenance(script: str, argv: Sequence[str], started: float, mode: str) -> dict[str, Any]:
     """What the report prints above a table: the command, mode, machine, code, date, run time."""
     return {

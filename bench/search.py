@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from report import ROOT, provenance, table
+from report import ROOT, begin, provenance, table
 
 from neurohash.checkpoint import load_module, stored_cleaning
 from neurohash.data.edit_distance import distance_matrix, paired_distances
@@ -474,7 +474,7 @@ QUICK = (1000, 50)  # stored sequences, queries of --quick
 
 
 def main(argv: list[str] | None = None) -> None:
-    started, argv = time.perf_counter(), sys.argv[1:] if argv is None else argv
+    started, argv = begin(argv)
     args = parse_args(argv)
     report = run(args)
     report |= provenance(__file__, argv, started, "quick" if args.quick else "full")

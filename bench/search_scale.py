@@ -36,12 +36,11 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from report import RESULTS, ROOT, V4_READS, publish, save_figure, subplots, table
+from report import RESULTS, ROOT, V4_READS, begin, publish, save_figure, subplots, table
 from search import (
     approximate_databases,
     db_target_ids,
@@ -366,7 +365,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    started, argv = time.perf_counter(), sys.argv[1:] if argv is None else argv
+    started, argv = begin(argv)
     args = parse_args(argv)
     report = run(args)
     plot_k = lambda r, path: plot(r, path, args.k)  # noqa: E731

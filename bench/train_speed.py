@@ -15,13 +15,22 @@ pairs/s and sequences/s of training, and the training time until validation %RMS
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from report import RESULTS, ROOT, V4_READS, missing_on_gpu, publish, save_figure, subplots, table
+from report import (
+    RESULTS,
+    ROOT,
+    V4_READS,
+    begin,
+    missing_on_gpu,
+    publish,
+    save_figure,
+    subplots,
+    table,
+)
 
 
 class Clock(L.Callback):
@@ -216,7 +225,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    started, argv = time.perf_counter(), sys.argv[1:] if argv is None else argv
+    started, argv = begin(argv)
     args = parse_args(argv)
     return publish(__file__, argv, started, args.quick, run(args), args.out, markdown, plot)
 

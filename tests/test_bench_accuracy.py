@@ -158,6 +158,21 @@ def test_workers_sharing_a_ledger_keep_each_others_cells(tmp_path: Path) -> None
     assert cells[2].label in lines[0]
 
 
+def test_cells_that_differ_only_past_the_cut_get_their_own_run_folders() -> None:
+    """Long keys are cut to a file name; the epoch cap at their end must still tell them apart."""
+    bench = load_bench()
+    cell = next(c for c in bench.plan(bench.FULL, ("table",), "linear") if c.dataset == "influenza")
+    uncapped = bench.uncapped(cell.overrides)
+    capped = [
+        bench.Cell(**{**vars(cell), "overrides": (*uncapped, f"trainer.max_epochs={n}")})
+        for n in (2, 5)
+    ]
+    slugs = {c.slug for c in capped}
+    assert len(slugs) == 2
+    assert all(len(s) == bench.SLUG_LENGTH and "/" not in s and " " not in s for s in slugs)
+    assert bench.Cell(**{**vars(cell), "overrides": ("model=cnn",)}).slug == "influenza_model-cnn"
+
+
 def test_table_keeps_one_epoch_budget_and_lists_longer_runs_apart() -> None:
     bench, tables = load_bench(), load_bench("accuracy_tables")
     report: dict = {"mode": "full", "cells": {}, "dim_model": "linear"}
