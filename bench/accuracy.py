@@ -164,7 +164,7 @@ class Cell:
         if len(text) <= SLUG_LENGTH:
             return text
         digest = hashlib.sha256(self.key.encode()).hexdigest()[:8]
-        return f"{text[: SLUG_LENGTH - 9]}-{digest}"
+        return f"{text[: SLUG_LENGTH - len(digest) - 1]}-{digest}"
 
 
 # cells ------------------------------------------------------------------------------------------
