@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from neurohash.data.fasta import SequenceRecord
 from neurohash.data.kmers import nearest_relatives
 from neurohash.data.mutation import MutationRates, mutate
-from neurohash.data.tokens import PAD
+from neurohash.data.tokens import PAD, encode
 from neurohash.data.triplets import (
     NO_MUTATION,
     PairSampling,
@@ -159,6 +159,18 @@ def test_collate_handcrafted() -> None:
     assert out["tokens"][1].tolist() == [5, 5, 1, 2, 0, 0]
     with pytest.raises(ValueError, match="exceeds max_len"):
         TripletCollate(3)([("ACGT", "A", "A")])
+
+
+def test_uint8_tokens_are_the_same_tokens(v4_records: list[SequenceRecord]) -> None:
+    """The predict loop moves uint8 tokens (8x smaller); they must hold the same values, and
+    anything that is not A/C/G/T/N (here a U and a gap) is padding, as in the long encoding."""
+    seqs = [r.seq for r in v4_records[:20]] + ["ACUG-N", ""]
+    wide, narrow = encode(seqs, MAX_LEN), encode(seqs, MAX_LEN, torch.uint8)
+    assert wide.dtype == torch.long and narrow.dtype == torch.uint8
+    assert torch.equal(narrow.long(), wide)
+    assert wide[20, :7].tolist() == [1, 2, PAD, 3, PAD, 5, PAD]
+    assert [decode(row) for row in wide[:20]] == seqs[:20]
+    assert encode([], MAX_LEN).shape == (0, MAX_LEN)
 
 
 # ---- mutants ------------------------------------------------------------------------------------

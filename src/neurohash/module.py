@@ -51,7 +51,8 @@ class DistanceEmbeddingModule(L.LightningModule):
         return any(p.requires_grad for p in self.encoder.parameters())
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.encoder(tokens)
+        """Embeddings of (B, L) tokens of any integer dtype (uint8 travels light; see encode)."""
+        return self.encoder(tokens.long())
 
     def pair_distances(self, tokens: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """Predicted distances of the (P, 2) index pairs of a batch; each sequence embedded once."""

@@ -209,7 +209,7 @@ class PendingBatch:
         cols = list(zip(*self.rows, strict=True)) if self.rows else [()] * 7
         seq_id, source, record, shard, start, end, seqs = cols
         return {
-            "tokens": encode(list(seqs), max_len),
+            "tokens": encode(list(seqs), max_len, torch.uint8),
             "seq_id": list(seq_id),
             "source": list(source),
             "record": np.asarray(record, dtype=np.int64),

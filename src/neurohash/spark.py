@@ -342,7 +342,7 @@ def embed_batch(job: PredictJob, ckpt: str, device: str, batch: pd.DataFrame) ->
     """One predict batch, in the predict loop's order, through ``predict.hash_tokens``."""
     batch = batch.sort_values(["record", "region_start"], ignore_index=True)
     model = worker_model(ckpt, job.fingerprint, device)
-    tokens = encode(batch["sequence"].tolist(), job.max_len).to(model.device)
+    tokens = encode(batch["sequence"].tolist(), job.max_len, torch.uint8).to(model.device)
     with torch.inference_mode():
         hashed = hash_tokens(model, tokens, job.store_embeddings)
     out = batch.drop(columns=["batch", "first_row", "dropped", "file", "position"])
