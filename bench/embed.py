@@ -325,8 +325,7 @@ def markdown(report: dict[str, Any]) -> str:
         "Default transformer (random weights: throughput does not depend on them), real "
         "sequences; model = tokens already on the device; data path = strings encoded in "
         "DataLoader workers through to packed codes, timed after its first batch; ratios against "
-        "fp32 at the predict "
-        "loop's batch (the first row), in the same run"
+        "fp32 at the predict loop's batch (the first row), in the same run"
         + (f"; fraction of a {peak:g} TFLOP/s peak" if peak else "")
         + "."
     )
