@@ -103,7 +103,7 @@ def train(args: argparse.Namespace) -> tuple[Clock, dict[str, Any]]:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from neurohash.train import build_module
+    from neurohash.train import build_training_module
 
     work = Path(args.workdir).resolve()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -113,7 +113,7 @@ def train(args: argparse.Namespace) -> tuple[Clock, dict[str, Any]]:
     datamodule.setup("fit")
     clock = Clock()
     trainer = instantiate(cfg.trainer, callbacks=[clock], logger=False)
-    trainer.fit(build_module(cfg), datamodule=datamodule)
+    trainer.fit(build_training_module(cfg), datamodule=datamodule)
     sizes = {part: len(datamodule.seqs[part]) for part in ("train", "val")}
     return clock, sizes
 

@@ -14,7 +14,7 @@ import torch
 from hydra.utils import instantiate
 
 from neurohash.checkpoint import load_module
-from neurohash.train import build_module, train
+from neurohash.train import build_training_module, train
 from tests.conftest import compose_train, v4_cpu_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def test_embedding_dim_is_one_key(v4_small: Path, tmp_path: Path, model: str) ->
     cfg = compose_train(
         tmp_path, *small_v4(v4_small, tmp_path, f"model={model}", "model.embedding_dim=16")
     )
-    module = build_module(cfg)
+    module = build_training_module(cfg)
     tokens = torch.randint(1, 5, (6, 152))
     assert module(tokens).shape == (6, 16)
     assert module.pair_distances(tokens, torch.tensor([[0, 1], [2, 5]])).shape == (2,)
@@ -122,7 +122,7 @@ def test_fitting_the_scale_leaves_batchnorm_statistics_untouched(
     """The scale fit runs forward passes in train mode before step 1; the CNN's BatchNorm
     running statistics must not count them."""
     cfg = compose_train(tmp_path, *small_v4(v4_small, tmp_path, "model=cnn"))
-    module = build_module(cfg).train()
+    module = build_training_module(cfg).train()
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     before = {name: b.clone() for name, b in module.encoder.named_buffers()}

@@ -5,34 +5,74 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from neurohash.data.cleaning import Cleaning
+from neurohash.errors import NeurohashError, one_line
 from neurohash.module import DistanceEmbeddingModule
 
 
-def load_module(path: str | os.PathLike, map_location: str = "cpu") -> DistanceEmbeddingModule:
-    """Instantiate encoder, geometry and loss from the config stored in the checkpoint."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    hparams = ckpt.get("hyper_parameters", {})
-    config = hparams.get("config")
-    if not config:
-        raise ValueError(f"{path}: not a neurohash checkpoint (no stored model config)")
+class CheckpointError(NeurohashError):
+    """A checkpoint that is missing, unreadable, or not a neurohash model: the message names it."""
+
+
+def stored_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """What a checkpoint carries to rebuild and evaluate the model: resolved, plain dicts."""
+    keep = {key: cfg[key] for key in ("model", "distance", "loss", "hashing")}
+    keep["data"] = {"max_len": cfg["data"]["max_len"], "cleaning": cfg["data"]["cleaning"]}
+    return OmegaConf.to_container(OmegaConf.create(keep), resolve=True)
+
+
+def build_module(
+    config: Mapping[str, Any],
+    normaliser: int,
+    optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+    scheduler: Callable[..., Any] | None = None,
+) -> DistanceEmbeddingModule:
+    """Encoder, geometry, loss and hash head instantiated from a stored ``config``.
+
+    The one place a module is made from settings: training passes ``stored_config(cfg)`` with its
+    optimizer, loading passes the config the checkpoint carries.
+    """
     encoder = instantiate(config["model"])
     hashing = instantiate(config["hashing"]) if config.get("hashing") else None
-    module = DistanceEmbeddingModule(
+    return DistanceEmbeddingModule(
         encoder=encoder,
         geometry=instantiate(config["distance"]),
         loss=instantiate(config["loss"]),
-        normaliser=hparams["normaliser"],
-        config=config,
+        normaliser=normaliser,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        config=dict(config),
         hashing=hashing(embedding_dim=encoder.embedding_dim) if hashing else None,
     )
-    module.load_state_dict(ckpt["state_dict"])
+
+
+def load_module(path: str | os.PathLike, map_location: str = "cpu") -> DistanceEmbeddingModule:
+    """The trained module of a neurohash checkpoint, in eval mode; any failure is a
+    ``CheckpointError`` naming ``path``."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # torch raises zip, pickle and runtime errors alike for a bad file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({one_line(exc)})") from exc
+    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    config = hparams.get("config")
+    if not config or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a neurohash checkpoint (no stored model config)")
+    try:
+        module = build_module(config, hparams["normaliser"])
+        module.load_state_dict(ckpt["state_dict"])
+    except Exception as exc:  # a config or weights this version cannot rebuild
+        raise CheckpointError(
+            f"{path}: cannot rebuild the model ({one_line(exc)}); retrain it with this version"
+        ) from exc
     return module.eval()
 
 
@@ -55,14 +95,16 @@ def model_fingerprint(module: DistanceEmbeddingModule) -> str:
 def stored_cleaning(module: DistanceEmbeddingModule, path: str) -> tuple[Cleaning, int]:
     """The checkpoint's cleaning settings and max_len, so input is prepared as in training.
 
-    Raises ValueError naming ``path`` when the stored data settings cannot be read.
+    Raises a CheckpointError naming ``path`` when the stored data settings cannot be read.
     """
-    data = module.hparams.config["data"]
+    data = module.hparams.get("config", {}).get("data")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: checkpoint stores no data settings (max_len, cleaning)")
     fields = {k: v for k, v in (data.get("cleaning") or {}).items() if k != "_target_"}
     try:
         max_len, cleaning = int(data["max_len"]), Cleaning(**fields)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: stored data settings not understood ({exc})") from exc
+        raise CheckpointError(f"{path}: stored data settings not understood ({exc})") from exc
     if cleaning.max_len is None or cleaning.max_len > max_len:  # as the datamodule does
         cleaning.max_len = max_len
     return cleaning, max_len

@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from neurohash import __version__
+from neurohash.errors import NeurohashError
 from neurohash.files import file_sha256
 
 if TYPE_CHECKING:
@@ -72,18 +73,11 @@ REQUIRED_SHARD_COLUMNS = ("seq_id", "source", "region_start", "region_end", "cod
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 9}
 
 
-class DatabaseError(ValueError):
+class DatabaseError(NeurohashError, ValueError):
     """Shards or a database that cannot be used as asked (bad checksum, wrong model, ...)."""
 
 
-# fingerprints -----------------------------------------------------------------------------------
-
-
-def fingerprint_of(module: DistanceEmbeddingModule) -> str:
-    """The model fingerprint shards are stamped with (sha256 of weights and stored config)."""
-    from neurohash.checkpoint import model_fingerprint
-
-    return model_fingerprint(module)
+# the model ----------------------------------------------------------------------------------------
 
 
 def edits_per_bit(module: DistanceEmbeddingModule) -> float | None:
@@ -290,13 +284,10 @@ def resolve_checkpoint(
 
 def model_record(checkpoint: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Load the checkpoint, refuse it unless it made the shards, and describe it."""
-    from neurohash.checkpoint import load_module
+    from neurohash.checkpoint import load_module, model_fingerprint
 
-    try:
-        module = load_module(checkpoint)
-    except Exception as exc:  # unpickling, config or state-dict errors all mean "unusable"
-        raise DatabaseError(f"{checkpoint}: cannot load checkpoint ({exc})") from exc
-    fingerprint = fingerprint_of(module)
+    module = load_module(checkpoint)
+    fingerprint = model_fingerprint(module)
     if fingerprint != manifest["model_fingerprint"]:
         raise DatabaseError(
             f"{checkpoint}: this model (fingerprint {fingerprint[:16]}) did not make these shards "

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from neurohash.database import Database, DatabaseError, fingerprint_of
+from neurohash.checkpoint import load_module, model_fingerprint
+from neurohash.database import Database, DatabaseError
 
 if TYPE_CHECKING:
     from neurohash.data.cleaning import Cleaning
@@ -416,16 +417,6 @@ def embed_queries(
     return codes, Refiner(emb.numpy().astype(np.float32), module)
 
 
-def load_model(path: str | os.PathLike) -> DistanceEmbeddingModule:
-    """``checkpoint.load_module`` with any failure reported as a DatabaseError naming ``path``."""
-    from neurohash.checkpoint import load_module
-
-    try:
-        return load_module(path)
-    except Exception as exc:  # unpickling, zip, config or state-dict errors all mean "unusable"
-        raise DatabaseError(f"{os.fspath(path)}: cannot load checkpoint ({exc})") from exc
-
-
 def query_model(
     db: Database, checkpoint: str | os.PathLike | None = None
 ) -> DistanceEmbeddingModule:
@@ -435,12 +426,12 @@ def query_model(
         raise DatabaseError(
             f"{db.path}: holds no model checkpoint to embed queries (rebuild it with --ckpt)"
         )
-    module = load_model(path)
+    module = load_module(path)
     expected = db.manifest["model_fingerprint"]
-    if fingerprint_of(module) != expected:
+    if model_fingerprint(module) != expected:
         raise DatabaseError(f"{path}: does not match the database manifest's model fingerprint")
     if checkpoint is not None:
-        given = fingerprint_of(load_model(checkpoint))
+        given = model_fingerprint(load_module(checkpoint))
         if given != expected:
             raise DatabaseError(
                 f"{checkpoint}: a different model (fingerprint {given[:16]}) from the one that "

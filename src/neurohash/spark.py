@@ -46,6 +46,7 @@ from neurohash.checkpoint import load_module, model_fingerprint
 from neurohash.data.fasta import SequenceFileError, iter_records
 from neurohash.data.tokens import encode
 from neurohash.database import build_database, check_destination, code_matrix, shards_manifest
+from neurohash.errors import NeurohashError
 from neurohash.predict import (
     PredictJob,
     ShardProgress,
@@ -81,7 +82,7 @@ SHARD_KEYS = "record long, region_start int, code binary"  # all that de-duplica
 REGION_COLUMNS = [part.split()[0] for part in REGIONS.split(", ")]
 
 
-class SparkBuildError(RuntimeError):
+class SparkBuildError(NeurohashError, RuntimeError):
     """Spark cannot run here (no Java) or the build went wrong; the message says what to do."""
 
 

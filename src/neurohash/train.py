@@ -8,13 +8,13 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
+from neurohash.checkpoint import build_module, stored_config
 from neurohash.data.datamodule import EditDistanceDataModule
 from neurohash.files import write_json
 from neurohash.losses import MSEDistanceLoss
@@ -26,26 +26,10 @@ from neurohash.slurm import resume_from, slurm_trainer_arguments
 log = logging.getLogger(__name__)
 
 
-def stored_config(cfg: DictConfig) -> dict[str, Any]:
-    """What a checkpoint must carry to rebuild and evaluate the model: resolved, plain dicts."""
-    keep = {key: cfg[key] for key in ("model", "distance", "loss", "hashing")}
-    keep["data"] = {"max_len": cfg.data.max_len, "cleaning": cfg.data.cleaning}
-    return OmegaConf.to_container(OmegaConf.create(keep), resolve=True)
-
-
-def build_module(cfg: DictConfig) -> DistanceEmbeddingModule:
-    encoder = instantiate(cfg.model)
-    hashing = instantiate(cfg.hashing) if cfg.get("hashing") else None
-    return DistanceEmbeddingModule(
-        encoder=encoder,
-        geometry=instantiate(cfg.distance),
-        loss=instantiate(cfg.loss),
-        normaliser=cfg.data.max_len,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        config=stored_config(cfg),
-        hashing=hashing(embedding_dim=encoder.embedding_dim) if hashing else None,
-    )
+def build_training_module(cfg: DictConfig) -> DistanceEmbeddingModule:
+    """The module of a training config, with its optimizer and learning-rate schedule."""
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    return build_module(stored_config(cfg), cfg.data.max_len, instantiate(cfg.optimizer), scheduler)
 
 
 def kmer_baseline(datamodule: EditDistanceDataModule, cfg: DictConfig) -> dict[str, float]:
@@ -92,7 +76,7 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
     datamodule: EditDistanceDataModule = instantiate(cfg.data)
     datamodule.setup("fit")
-    module = build_module(cfg)
+    module = build_training_module(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     callbacks += slurm.get("callbacks", [])
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import dnaio
 
+from neurohash.errors import NeurohashError
+
 
 @dataclass(frozen=True)
 class SequenceRecord:
@@ -24,7 +26,7 @@ class SequenceRecord:
     source: str = ""
 
 
-class SequenceFileError(ValueError):
+class SequenceFileError(NeurohashError, ValueError):
     """A sequence file is missing, unreadable or malformed."""
 
 
