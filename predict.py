@@ -3,12 +3,15 @@
 import hydra
 from omegaconf import DictConfig
 
+from neurohash.errors import reported
+
 
 @hydra.main(config_path="conf", config_name="predict", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from neurohash.predict import predict
 
-    predict(cfg)
+    with reported("predict.py"):
+        predict(cfg)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,15 @@
 import hydra
 from omegaconf import DictConfig
 
+from neurohash.errors import reported
+
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     from neurohash.train import train
 
-    metrics = train(cfg)
+    with reported("train.py"):
+        metrics = train(cfg)
     return metrics.get(cfg.optimized_metric, float("nan"))
 
 

@@ -28,8 +28,8 @@ METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
 
 
 def run_cli(*args: str | Path, script: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The CLI in a fresh process: `python -m neurohash.cli` or the installed console script."""
-    command = [str(script)] if script else [sys.executable, "-m", "neurohash.cli"]
+    """The CLI in a fresh process: `python -m neurohash` or the installed console script."""
+    command = [str(script)] if script else [sys.executable, "-m", "neurohash"]
     env = {**os.environ, "COLUMNS": "120"}
     return subprocess.run(
         [*command, *map(str, args)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300
@@ -153,3 +153,52 @@ def test_version_and_usage(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", "a.ckpt", "b.fa", "--max-seqs", "-1"])
     assert exc.value.code == 2
+
+
+def test_refine_must_be_a_finite_factor(capsys: pytest.CaptureFixture) -> None:
+    """`--refine inf` once overflowed deep in the search; argparse now refuses it."""
+    for bad in ("inf", "nan", "0.5"):
+        with pytest.raises(SystemExit) as exc:
+            main(["search", "db", "q.fa", "--refine", bad])
+        assert exc.value.code == 2 and "finite factor >= 1" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_one_line(tmp_path: Path) -> None:
+    """An output under a regular file (as under a read-only directory) names the path, exit 2."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_cli("index", tmp_path / "shards", "-o", blocker / "db")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["train.py", "predict.py"])
+def test_hydra_apps_report_bad_input_as_one_line(script: str, tmp_path: Path) -> None:
+    """`train.py` and `predict.py`: a bad checkpoint, a missing input or an unusable run directory
+    is one line naming the file and exit status 2, not Hydra's traceback."""
+    garbage = tmp_path / "garbage.ckpt"
+    shutil.copy(RFAM, garbage)
+    missing = tmp_path / "missing.fa"
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    run_dir = f"hydra.run.dir={tmp_path / 'run'}"
+    if script == "train.py":
+        cases = {
+            str(missing): ["data=fasta", f"data.path={missing}", run_dir],
+            str(garbage): [f"ckpt_path={garbage}", run_dir],
+        }
+    else:
+        cases = {
+            str(garbage): [f"ckpt_path={garbage}", f"input={V4}", "output_dir=x", run_dir],
+            str(missing): [f"ckpt_path={garbage}", f"input={missing}", "output_dir=x", run_dir],
+        }
+    cases[str(blocker)] = [f"hydra.run.dir={blocker / 'run'}"]
+    for named, overrides in cases.items():
+        result = subprocess.run(
+            [sys.executable, script, *overrides], capture_output=True, text=True, cwd=ROOT
+        )
+        errors = [line for line in result.stderr.splitlines() if "error:" in line]
+        assert result.returncode == 2, result.stderr
+        assert len(errors) == 1 and named in errors[0], result.stderr
+        assert "Traceback" not in result.stderr

@@ -22,6 +22,7 @@ from neurohash import cli
 from neurohash.data.fasta import iter_records
 from neurohash.data.sources import expand_inputs
 from neurohash.database import CODES_FILE, POSTINGS_FILE, Database, build_database
+from neurohash.errors import EXIT_USER_ERROR
 from neurohash.predict import MANIFEST, predict
 from tests.conftest import INFLUENZA_FILE, V4_FILE, compose_app
 
@@ -235,7 +236,7 @@ def test_no_java_is_a_clear_error(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("JAVA_HOME", raising=False)
     argv = ["spark-index", f"{inputs}/*.fasta*", "-o", str(tmp_path / "db"), "--ckpt"]
-    assert cli.main([*argv, str(checkpoint)]) == cli.EXIT_USAGE
+    assert cli.main([*argv, str(checkpoint)]) == EXIT_USER_ERROR
     assert "Java runtime" in capsys.readouterr().err
     assert not (tmp_path / "db").exists()
 
@@ -279,7 +280,7 @@ def test_bad_record_is_named(java: str, checkpoint: Path, tmp_path: Path, capsys
     good.write_text(">r1\nACGTACGTAC\n")
     bad.write_text(">r2\nACGTACGT\n>r3\nACGXYZ\n")
     argv = [f"{tmp_path}/*.fasta", "-o", str(tmp_path / "db"), "--ckpt", str(checkpoint)]
-    assert spark_index(argv) == cli.EXIT_USAGE
+    assert spark_index(argv) == EXIT_USER_ERROR
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f"neurohash spark-index: error: {bad}: record 'r3'"), last
     assert not (tmp_path / "db").exists()

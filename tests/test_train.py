@@ -13,7 +13,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from neurohash.checkpoint import load_module
+from neurohash.checkpoint import WEIGHTS_DIGEST, load_module, weights_sha256
 from neurohash.train import build_training_module, train
 from tests.conftest import compose_train, v4_cpu_run
 
@@ -109,6 +109,7 @@ def test_fresh_run_starts_from_the_least_squares_scale_and_a_resumed_one_keeps_i
 
     state = torch.load(last, weights_only=False, map_location="cpu")
     state["state_dict"]["geometry.log_scale"] = torch.tensor(math.log(0.5))
+    state[WEIGHTS_DIGEST] = weights_sha256(state["state_dict"])  # edited on purpose: re-sealed
     torch.save(state, edited := tmp_path / "edited.ckpt")
     resumed = [*frozen, "trainer.max_epochs=2", f"ckpt_path={edited}"]
     train(compose_train(tmp_path / "b", *small_v4(v4_small, tmp_path / "b", *resumed)))

@@ -61,19 +61,44 @@ def load_module(path: str | os.PathLike, map_location: str = "cpu") -> DistanceE
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # torch raises zip, pickle and runtime errors alike for a bad file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({one_line(exc)})") from exc
+        raise CheckpointError(f"{path}: cannot load checkpoint ({one_line(exc)})") from exc
     hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
     config = hparams.get("config")
     if not config or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a neurohash checkpoint (no stored model config)")
+    stored = ckpt.get(WEIGHTS_DIGEST)
+    if stored is not None and weights_sha256(ckpt["state_dict"]) != stored:
+        raise CheckpointError(
+            f"{path}: the weights do not match the digest stored when it was saved (the file is "
+            "corrupted); use another copy or retrain"
+        )
     try:
         module = build_module(config, hparams["normaliser"])
         module.load_state_dict(ckpt["state_dict"])
     except Exception as exc:  # a config or weights this version cannot rebuild
         raise CheckpointError(
-            f"{path}: cannot rebuild the model ({one_line(exc)}); retrain it with this version"
+            f"{path}: cannot load checkpoint, the model cannot be rebuilt ({one_line(exc)}); "
+            "retrain it with this version"
         ) from exc
     return module.eval()
+
+
+WEIGHTS_DIGEST = "neurohash_weights_sha256"  # checkpoint key, written by the module on save
+
+
+def hash_weights(digest: Any, state_dict: Mapping[str, torch.Tensor]) -> Any:
+    """``digest`` updated with every tensor's name, dtype, shape and bytes, in name order."""
+    for name, tensor in sorted(state_dict.items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{value.dtype}:{tuple(value.shape)}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest
+
+
+def weights_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """The digest a checkpoint stores at save time: torch does not check its zip CRCs, so bit
+    flips in the weights would otherwise load silently."""
+    return hash_weights(hashlib.sha256(), state_dict).hexdigest()
 
 
 def model_fingerprint(module: DistanceEmbeddingModule) -> str:
@@ -82,11 +107,7 @@ def model_fingerprint(module: DistanceEmbeddingModule) -> str:
     Hash shards and databases are stamped with it, so codes from different models (which are not
     comparable) are never mixed. Independent of device and of the checkpoint file's layout.
     """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{value.dtype}:{tuple(value.shape)}".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest = hash_weights(hashlib.sha256(), module.state_dict())
     config = module.hparams.get("config", {})
     digest.update(json.dumps(config, sort_keys=True, default=str).encode())
     return digest.hexdigest()

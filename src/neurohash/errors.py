@@ -8,6 +8,11 @@ one line with exit status 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
 EXIT_USER_ERROR = 2
 
 
@@ -21,6 +26,29 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def naming(path: str, message: str) -> str:
-    """``message`` prefixed with ``path`` unless it already starts with it."""
-    return message if message.startswith(path) else f"{path}: {message}"
+def user_message(exc: BaseException) -> str | None:
+    """The one line to show for an error the user can fix, or None for a bug.
+
+    A ``NeurohashError`` names its file; an ``OSError`` that carries a file name (no permission,
+    read-only or full disk, a directory where a file belongs) is the environment, not a bug.
+    """
+    if isinstance(exc, NeurohashError):
+        return one_line(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        reason = exc.strerror or one_line(exc)
+        return f"{os.fspath(exc.filename)}: {reason}"
+    return None
+
+
+@contextlib.contextmanager
+def reported(prog: str) -> Iterator[None]:
+    """Run an entry point's body; a user error becomes one line on stderr and exit status 2,
+    without a traceback. Anything else (a bug) propagates with its traceback."""
+    try:
+        yield
+    except (NeurohashError, OSError) as exc:
+        message = user_message(exc)
+        if message is None:
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+from neurohash.errors import NeurohashError
 
 TMP_SUFFIX = ".tmp"
 
@@ -35,3 +41,36 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def output_file(path: str) -> Iterator[TextIO]:
+    """A text stream to write a result to: stdout for ``-``.
+
+    A regular file (or a new name) is written under a temporary name beside it and renamed over
+    it only when all went well, so a failed run leaves the old file; a symbolic link is followed,
+    so the link stays and its target is replaced. Anything else (a FIFO, a device such as
+    /dev/null) cannot be replaced and is written to directly.
+    """
+    if path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():
+        with open(target, "w") as handle:
+            yield handle
+        return
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    try:
+        handle = open(tmp, "w")  # noqa: SIM115 (closed below, before the rename)
+    except OSError as exc:
+        raise NeurohashError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    try:
+        with handle:
+            yield handle
+        if target.exists():
+            shutil.copymode(target, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -155,6 +155,12 @@ class DistanceEmbeddingModule(L.LightningModule):
         self.geometry.log_scale.fill_(math.log(max(scale, 1e-12)))
         return scale
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the weights' digest, checked by ``checkpoint.load_module``."""
+        from neurohash.checkpoint import WEIGHTS_DIGEST, weights_sha256
+
+        checkpoint[WEIGHTS_DIGEST] = weights_sha256(checkpoint["state_dict"])
+
     def on_fit_start(self) -> None:
         """Fit the output scale in closed form before the first step: exactly for the k-mer
         baseline (its only parameter), and as the starting value of a fresh run of a trainable

@@ -26,11 +26,11 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from neurohash.checkpoint import load_module, model_fingerprint
+from neurohash.checkpoint import load_module, model_fingerprint, stored_cleaning
 from neurohash.database import Database, DatabaseError
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CANDIDATES_FACTOR = 20.0
 DEFAULT_REFINE_FACTOR = 5.0  # Hamming candidates per refined candidate
+QUERY_CHUNK = 512  # query records embedded and searched together
 GROWTH = 4  # how much further FAISS looks when duplicates left too few distinct targets
 TSV_COLUMNS = ("query_id", "target_id", "rank", "hamming", "est_distance")
 
@@ -241,6 +242,7 @@ def search(
     db: Database,
     query_codes: np.ndarray,
     k: int,
+    *,
     rerank: bool = False,
     query_seqs: Sequence[str] | None = None,
     candidates_factor: float = DEFAULT_CANDIDATES_FACTOR,
@@ -440,6 +442,56 @@ def query_model(
                 "this model"
             )
     return module
+
+
+def search_file(
+    db: Database,
+    module: DistanceEmbeddingModule,
+    queries: str,
+    out: TextIO,
+    *,
+    k: int = 10,
+    rerank: bool = False,
+    candidates: int | None = None,
+    refine: float | None = None,
+    batch_size: int = 256,
+) -> None:
+    """Search every record of the FASTA/FASTQ ``queries`` (``-``: stdin) and write TSV to ``out``.
+
+    Queries stream in chunks of ``QUERY_CHUNK``: cleaned as the model was trained, cut into
+    regions as the database's shards were, embedded, searched; a progress bar goes to stderr.
+    ``candidates`` (default ``DEFAULT_CANDIDATES_FACTOR * k``) targets are re-ranked with
+    ``rerank``; ``refine`` defaults to ``DEFAULT_REFINE_FACTOR``.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from neurohash.data.cleaning import inference_cleaning
+
+    if rerank and not db.has_sequences:
+        raise DatabaseError(
+            f"{db.path}: stores no region sequences, so --rerank is impossible (write shards with "
+            "sequences and rebuild)"
+        )
+    cleaning, max_len = stored_cleaning(module, str(db.model_path))
+    options = {
+        "rerank": rerank,
+        "candidates_factor": candidates / k if candidates else DEFAULT_CANDIDATES_FACTOR,
+        "refine_factor": DEFAULT_REFINE_FACTOR if refine is None else refine,
+    }
+    settings = (db.manifest.get("shards_manifest") or {}).get("regions")
+    out.write(tsv_header(rerank))
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("searching queries", total=None)
+        for chunk in chunked(iter_queries(queries, inference_cleaning(cleaning)), QUERY_CHUNK):
+            seqs, query_of = query_regions(chunk, max_len, settings)
+            codes, refiner = embed_queries(module, seqs, max_len, batch_size)
+            hits = search(
+                db, codes, k, query_seqs=seqs, query_of=query_of, refiner=refiner, **options
+            )
+            ids = [rec.id for rec in chunk]
+            out.writelines(tsv_rows((h for per_query in hits for h in per_query), ids, rerank))
+            bar.advance(task, len(chunk))
 
 
 def chunked(items: Iterable, size: int) -> Iterator[list]:

@@ -89,31 +89,29 @@ class SparkBuildError(NeurohashError, RuntimeError):
 # the job ----------------------------------------------------------------------------------------
 
 
+PREDICT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "predict.yaml"
+JOB_KEYS = ("batch_size", "shard_size", "store_embeddings", "store_sequences", "regions")
+
+
 def job_config(
-    inputs: str,
-    ckpt: str | os.PathLike,
-    shards_dir: str | os.PathLike,
-    batch_size: int = 256,
-    shard_size: int = 10_000,
-    density: float = 1.0,
-    window: int | None = None,
-    store_embeddings: bool = True,
-    store_sequences: bool = True,
+    inputs: str, ckpt: str | os.PathLike, shards_dir: str | os.PathLike, **settings: Any
 ) -> DictConfig:
-    """The settings of a predict run (``conf/predict.yaml``'s keys), so that ``predict.build_job``
-    decides cleaning, regions and the job's identity for Spark exactly as for Lightning."""
-    return OmegaConf.create(
-        {
-            "ckpt_path": str(ckpt),
-            "input": inputs,
-            "output_dir": str(shards_dir),
-            "batch_size": batch_size,
-            "shard_size": shard_size,
-            "store_embeddings": store_embeddings,
-            "store_sequences": store_sequences,
-            "regions": {"window": window, "density": density, "k": 15, "seed": 0},
-        }
-    )
+    """The settings of a predict run: ``conf/predict.yaml``'s defaults, as ``python predict.py``
+    has them, with ``settings`` (its keys; ``regions`` a dict of its keys) where not None.
+
+    ``predict.build_job`` then decides cleaning, regions and the job's identity for Spark exactly
+    as for Lightning.
+    """
+    defaults = OmegaConf.load(PREDICT_CONFIG)
+    cfg = OmegaConf.create({key: defaults[key] for key in JOB_KEYS})
+    given = {key: value for key, value in settings.items() if value is not None}
+    given["regions"] = {k: v for k, v in (given.get("regions") or {}).items() if v is not None}
+    unknown = set(given) - set(JOB_KEYS)
+    if unknown:
+        raise TypeError(f"job_config: unknown settings {sorted(unknown)}")
+    cfg = OmegaConf.merge(cfg, given)
+    cfg.update(ckpt_path=str(ckpt), input=inputs, output_dir=str(shards_dir))
+    return cfg
 
 
 def default_shards_dir(db_dir: str | os.PathLike) -> Path:
@@ -443,6 +441,6 @@ def spark_dedupe(
 
 
 if __name__ == "__main__":  # spark-submit neurohash/spark.py INPUTS -o DB_DIR --ckpt CKPT
-    from neurohash.cli import main
+    from neurohash.__main__ import main
 
     sys.exit(main(["spark-index", *sys.argv[1:]]))

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
-from neurohash.checkpoint import build_module, stored_config
+from neurohash.checkpoint import build_module, load_module, stored_config
 from neurohash.data.datamodule import EditDistanceDataModule
 from neurohash.files import write_json
 from neurohash.losses import MSEDistanceLoss
@@ -73,6 +73,8 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     """The training job itself (see ``train``)."""
     slurm = slurm_trainer_arguments()  # first: its signal handler must precede any worker
     L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("ckpt_path") not in (None, "hpc", "last"):
+        load_module(cfg.ckpt_path)  # a bad file is one line naming it, before any data work
     output_dir = Path(cfg.paths.output_dir)
     datamodule: EditDistanceDataModule = instantiate(cfg.data)
     datamodule.setup("fit")
