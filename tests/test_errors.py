@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from neurohash.data.fasta import SequenceFileError
 from neurohash.errors import NeurohashError, one_line, reported, user_message
 
 
@@ -33,3 +34,17 @@ def test_a_bug_keeps_its_traceback() -> None:
 def test_one_line_shortens() -> None:
     assert one_line(ValueError("a\nb  c")) == "a b c"
     assert len(one_line(ValueError("x" * 1000))) == 300
+
+
+def test_an_error_from_a_dataloader_worker_keeps_its_own_message() -> None:
+    """torch re-raises a worker's error with the worker's traceback in front of its message."""
+    from torch._utils import ExceptionWrapper
+
+    try:
+        raise SequenceFileError("reads.fa: record 'r3' holds non-nucleotide characters ['X']")
+    except SequenceFileError:
+        wrapper = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(SequenceFileError) as exc:
+        wrapper.reraise()
+    assert "Original Traceback" in str(exc.value)
+    assert user_message(exc.value) == "reads.fa: record 'r3' holds non-nucleotide characters ['X']"

@@ -13,7 +13,7 @@ import pytest
 import torch
 from rapidfuzz.distance import Levenshtein
 
-from neurohash.checkpoint import load_module, model_fingerprint
+from neurohash.checkpoint import WEIGHTS_DIGEST, load_module, model_fingerprint, weights_sha256
 from neurohash.cli import main
 from neurohash.data.sources import load_records
 from neurohash.database import Database, DatabaseError, build_database
@@ -299,6 +299,7 @@ def other_checkpoint(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
     ckpt["state_dict"][name] = ckpt["state_dict"][name] + 0.5
+    ckpt[WEIGHTS_DIGEST] = weights_sha256(ckpt["state_dict"])  # a model, not a damaged file
     path = tmp_path_factory.mktemp("other") / "other.ckpt"
     torch.save(ckpt, path)
     return path

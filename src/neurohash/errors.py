@@ -26,6 +26,16 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def original_message(text: str) -> str:
+    """The message of an error raised in a DataLoader worker: torch re-raises it in the parent
+    with the worker's traceback before it, and the original ``module.Class: message`` last."""
+    if "\nOriginal Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    _, sep, message = last.partition(": ")
+    return message if sep else last
+
+
 def user_message(exc: BaseException) -> str | None:
     """The one line to show for an error the user can fix, or None for a bug.
 
@@ -33,7 +43,7 @@ def user_message(exc: BaseException) -> str | None:
     read-only or full disk, a directory where a file belongs) is the environment, not a bug.
     """
     if isinstance(exc, NeurohashError):
-        return one_line(exc)
+        return one_line(original_message(str(exc)))
     if isinstance(exc, OSError) and exc.filename is not None:
         reason = exc.strerror or one_line(exc)
         return f"{os.fspath(exc.filename)}: {reason}"
