@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from neurohash.metrics import TOP_K, closest_string_topk, distance_metrics, mae, rmse_pct, spearman
+from neurohash.metrics import (
+    TOP_K,
+    candidate_recall,
+    closest_string_topk,
+    distance_metrics,
+    mae,
+    rmse_pct,
+    spearman,
+)
 
 
 def test_rmse_pct() -> None:
@@ -142,3 +150,27 @@ def test_distance_metrics_constant_prediction() -> None:
     assert out["spearman"] == 0.0
     # refs 0, 1; query 2 nearest ref 1 (3 < 5), all predictions tie -> rank 2
     assert out["top1"] == 0.0 and out["top5"] == 1.0
+
+
+def test_candidate_recall_on_points_of_a_line() -> None:
+    """Sequences at positions 0..29 of a line, exact distance |i - j|."""
+    pos = np.arange(30)
+    exact = np.abs(pos[:, None] - pos[None, :])
+    perfect = candidate_recall(exact.astype(float), exact, k=10, candidates=(10, 20, 29))
+    assert perfect["recall10_at10"] == perfect["recall10_at20"] == 1.0
+    assert math.isnan(perfect["recall10_at29"])  # 29 references: C = 29 would be trivial
+    reverse = candidate_recall(-exact.astype(float), exact, k=10, candidates=(10, 28))
+    assert reverse["recall10_at10"] == 0.0  # the farthest ten first: none of the nearest ten
+    assert reverse["recall10_at28"] == pytest.approx(0.9)  # all but the very nearest
+
+
+def test_candidate_recall_counts_ties_at_the_kth_distance_as_true() -> None:
+    """Query 0 at distance 1 from every other sequence: any 2 of them are its true top 2."""
+    exact = np.ones((6, 6)) - np.eye(6)
+    dist = np.random.default_rng(0).random((6, 6))
+    assert candidate_recall(dist, exact, k=2, candidates=(2,))["recall2_at2"] == 1.0
+
+
+def test_candidate_recall_is_undefined_on_too_few_sequences() -> None:
+    exact = np.abs(np.arange(5)[:, None] - np.arange(5)[None, :])
+    assert all(np.isnan(v) for v in candidate_recall(exact, exact, k=10).values())

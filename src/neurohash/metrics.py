@@ -8,7 +8,11 @@ over the same sequences; pairs are the upper triangle (i < j).
 - ``top{k}``: closest-string retrieval. The first half of the sequences are references, the rest
   queries; a query counts when its true nearest reference (kept only if unique) is among the k
   references with the smallest predicted distance (ties counted against the model).
-- ``hash_*``: Spearman and top-k of the Hamming distances between binary hash codes.
+- ``hash_*``: Spearman and top-k of the Hamming distances between binary hash codes, and
+  ``hash_recall10_at{C}``: candidate recall, how much of each sequence's exact top 10 (all others
+  are its references; ties at the 10th distance count as true) is among its C nearest by Hamming
+  distance (ties in FAISS's order, by position). Since an exact re-rank of those C puts the found
+  ones first, it is also recall@10 after exact re-ranking of the Hamming top C, no float refine.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 TOP_K = (1, 5, 10)
+RECALL_K = 10
+CANDIDATES = (10, 100, 1000)
 
 
 def rmse_pct(pred: np.ndarray, true_norm: np.ndarray) -> float:
@@ -65,8 +71,31 @@ def distance_metrics(
     return out
 
 
+def candidate_recall(
+    dist: np.ndarray, exact: np.ndarray, k: int = RECALL_K, candidates: tuple[int, ...] = CANDIDATES
+) -> dict[str, float]:
+    """Mean fraction of each sequence's exact top ``k`` found among its ``C`` nearest by ``dist``
+    (square matrices over the same sequences; each sequence queries all the others). Undefined
+    (NaN) where ``C`` is not smaller than the references, which would make it 1 trivially."""
+    n = len(exact)
+    out = {f"recall{k}_at{c}": float("nan") for c in candidates}
+    if n - 1 <= k:
+        return out
+    off_diagonal = ~np.eye(n, dtype=bool)
+    true = np.where(off_diagonal, exact, np.inf)
+    kth = np.partition(true, k - 1, axis=1)[:, k - 1]
+    relevant = true <= kth[:, None]
+    order = np.argsort(np.where(off_diagonal, dist, np.inf), axis=1, kind="stable")
+    for c in candidates:
+        if c < n - 1:
+            found = np.take_along_axis(relevant, order[:, :c], axis=1).sum(axis=1)
+            out[f"recall{k}_at{c}"] = float(np.mean(np.minimum(found, k) / k))
+    return out
+
+
 def hamming_metrics(codes: np.ndarray, exact: np.ndarray) -> dict[str, float]:
-    """Spearman and closest-string top-k when packed binary codes rank by Hamming distance."""
+    """Spearman, closest-string top-k and candidate recall when packed binary codes rank by
+    Hamming distance."""
     from neurohash.hashing import hamming_matrix
 
     n = len(exact)
@@ -75,4 +104,5 @@ def hamming_metrics(codes: np.ndarray, exact: np.ndarray) -> dict[str, float]:
     out = {"spearman": spearman(ham[i, j], exact[i, j].astype(np.float64))}
     refs = n - n // 2
     out.update(closest_string_topk(ham[refs:, :refs], exact[refs:, :refs]))
+    out.update(candidate_recall(ham, exact))
     return out
