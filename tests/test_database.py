@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from neurohash import database
 from neurohash.database import (
     CODES_FILE,
     DATA_FILES,
@@ -21,7 +22,9 @@ from neurohash.database import (
     DatabaseError,
     build_database,
     choose_index,
+    verify_database,
 )
+from neurohash.search import search
 
 BITS = 32
 FINGERPRINT = "f" * 64
@@ -198,8 +201,22 @@ def test_stats_count_sequences_regions_codes_and_bytes(shards: Path, tmp_path: P
 def test_same_id_in_two_files_is_two_sequences(tmp_path: Path) -> None:
     rows = synthetic_rows(n=4)
     rows.update(seq_id=["a", "a", "a", "b"], source=["x.fa", "y.fa", "x.fa", "x.fa"])
+    rows.update(record=[0, 1, 0, 2])  # rows 0 and 2: two regions of one record
     build_database(write_shards(tmp_path / "shards", rows, n_shards=1), tmp_path / "db")
     assert Database.open(tmp_path / "db").stats()["sequences"] == 3
+
+
+def test_records_sharing_an_id_stay_apart(tmp_path: Path) -> None:
+    """100 records named `dup` are 100 targets (they were once merged into one), and a search
+    returns k distinct hits among them."""
+    rows = synthetic_rows(n=100)
+    rows.update(seq_id=["dup"] * 100, source=["x.fa"] * 100, record=list(range(100)))
+    build_database(write_shards(tmp_path / "shards", rows, n_shards=2), tmp_path / "db")
+    db = Database.open(tmp_path / "db")
+    assert db.stats()["sequences"] == 100
+    hits = search(db, np.stack(rows["code"][:3]), k=10)
+    assert all(len(per_query) == 10 for per_query in hits)
+    assert all(len({h.target for h in per_query}) == 10 for per_query in hits)
 
 
 def test_corrupt_shard_is_refused_and_nothing_is_left(shards: Path, tmp_path: Path) -> None:
@@ -297,3 +314,111 @@ def test_truncated_file_is_refused_on_open(shards: Path, tmp_path: Path) -> None
     index.write_bytes(index.read_bytes()[:-10])
     with pytest.raises(DatabaseError, match=r"index\.faiss: \d+ bytes, the manifest says"):
         Database.open(tmp_path / "db")
+
+
+def test_force_never_deletes_shards_or_what_is_not_a_database(shards: Path, tmp_path: Path) -> None:
+    """`index S -o S --force` once deleted its own input: a shard directory has a manifest too."""
+    before = sorted(p.name for p in shards.iterdir())
+    with pytest.raises(DatabaseError, match="overlaps the build's input"):
+        build_database(shards, shards, overwrite=True)
+    with pytest.raises(DatabaseError, match="overlaps the build's input"):
+        build_database(shards, shards / "db", overwrite=True)
+    other_shards = write_shards(tmp_path / "other_shards", synthetic_rows(seed=1))
+    with pytest.raises(DatabaseError, match="not a neurohash database"):
+        build_database(shards, other_shards, overwrite=True)
+    assert sorted(p.name for p in shards.iterdir()) == before
+    assert (other_shards / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("exchange_works", [True, False])
+def test_replacing_a_database_always_leaves_one_under_the_name(
+    shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange_works: bool
+) -> None:
+    """A crash at any step of `index --force` leaves the old or the new database under the
+    name; the next build cleans (or restores) what the crash left hidden."""
+    db_dir = tmp_path / "db"
+    build_database(shards, db_dir, index="flat")
+    if not exchange_works:  # a file system without renameat2's exchange: two renames
+        monkeypatch.setattr(database, "exchange", lambda a, b: False)
+    real_rename = Path.rename
+
+    def crash_after_first_rename(self: Path, target: Path) -> Path:
+        moved = real_rename(self, target)
+        if self.name == "db" or (exchange_works and ".tmp-" in self.name):
+            raise KeyboardInterrupt("killed")
+        return moved
+
+    monkeypatch.setattr(Path, "rename", crash_after_first_rename)
+    with pytest.raises(KeyboardInterrupt):
+        build_database(shards, db_dir, index="hnsw", overwrite=True)
+    monkeypatch.setattr(Path, "rename", real_rename)
+    hidden = [p.name for p in tmp_path.iterdir() if p.name.startswith(".db.")]
+    if exchange_works:  # swapped atomically: the new one is in place, the old one hidden
+        assert Database.open(db_dir).stats()["index"] == "hnsw"
+    else:  # between the two renames: no database under the name until the next build
+        assert not db_dir.exists() and hidden
+    build_database(shards, db_dir, index="ivf", overwrite=True)
+    assert Database.open(db_dir).stats()["index"] == "ivf"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db", "shards"]
+
+
+def test_a_killed_build_leaves_a_temporary_the_next_build_removes(
+    shards: Path, tmp_path: Path
+) -> None:
+    stale = tmp_path / ".db.tmp-deadbeef"
+    stale.mkdir()
+    (stale / CODES_FILE).write_bytes(b"half")
+    build_database(shards, tmp_path / "db")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["db", "shards"]
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", [INDEX_FILE, CODES_FILE, POSTINGS_FILE])
+def test_a_flipped_byte_of_the_right_size_is_refused(
+    shards: Path, tmp_path: Path, name: str
+) -> None:
+    """A corrupted index.faiss of the right size once gave other hits with exit status 0."""
+    build_database(shards, tmp_path / "db")
+    path = tmp_path / "db" / name
+    flip_byte(path, path.stat().st_size // 2)
+    with pytest.raises(DatabaseError, match=rf"{name}: sha256 does not match"):
+        Database.open(tmp_path / "db")
+    with pytest.raises(DatabaseError, match=rf"{name}: sha256 does not match"):
+        verify_database(tmp_path / "db")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["counts"].update(regions=m["counts"]["regions"] * 2), "counts regions"),
+        (lambda m: m["counts"].update(sequences=1), "counts sequences"),
+        (lambda m: m["counts"].update(unique_codes=7), "counts unique_codes"),
+        (lambda m: m.update(code_bits=64), "code_bits 64, but codes.parquet"),
+        (lambda m: m.update(code_bits=12), "not a multiple of 8"),
+        (lambda m: m["index"].update(kind="hnsw"), "does not describe index.faiss"),
+        (lambda m: m.pop("files"), "records no files"),
+    ],
+    ids=["regions", "sequences", "codes", "code-bits", "odd-bits", "index-kind", "no-files"],
+)
+def test_a_hand_edited_manifest_is_refused(
+    shards: Path, tmp_path: Path, edit, message: str
+) -> None:
+    build_database(shards, tmp_path / "db", index="flat")
+    path = tmp_path / "db" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DatabaseError, match=message):
+        Database.open(tmp_path / "db")
+
+
+def test_verify_reports_what_it_checked(shards: Path, tmp_path: Path) -> None:
+    build_database(shards, tmp_path / "db")
+    report = verify_database(tmp_path / "db")
+    assert report["files"] == sorted(DATA_FILES) and report["model"] is False
+    assert report["regions"] == Database.open(tmp_path / "db").postings.num_rows

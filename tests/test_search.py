@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -401,3 +402,20 @@ def test_index_command_reports_bad_shards(tmp_path: Path, capsys) -> None:
     assert main(["index", str(shards), "-o", str(tmp_path / "db")]) == 2
     assert "shard-00000.parquet: sha256 does not match" in capsys.readouterr().err
     assert not (tmp_path / "db").exists()
+
+
+def test_verify_checks_files_and_the_stored_model(
+    db_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    capsys.readouterr()
+    assert main(["verify", str(db_dir)]) == 0
+    assert "OK" in capsys.readouterr().out
+    copy = tmp_path / "copy"
+    shutil.copytree(db_dir, copy)
+    model = copy / "model.ckpt"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    assert main(["verify", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert f"{model}: sha256 does not match" in err and len(err.strip().splitlines()) == 1

@@ -350,6 +350,26 @@ def print_stats(stats: dict[str, Any], as_json: bool, title: str) -> None:
     print_rows(title, rows)
 
 
+def add_verify(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "verify",
+        help="check every file of a database against its manifest",
+        description="Check the sha256 and size of every file of DB_DIR, the manifest's counts "
+        "against the data, and that the stored model loads intact and made the codes.",
+    )
+    parser.add_argument("database", metavar="DB_DIR", help="a database made by `neurohash index`")
+    parser.set_defaults(func=run_verify)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from neurohash.database import verify_database
+
+    report = verify_database(args.database)
+    model = "model intact and matching" if report["model"] else "no model stored"
+    print(f"{args.database}: OK ({len(report['files'])} files verified, {model})")
+    return 0
+
+
 # spark-index ------------------------------------------------------------------------------------
 
 
@@ -417,6 +437,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_index,
     add_search,
     add_stats,
+    add_verify,
     add_spark_index,
 )
 

@@ -20,6 +20,10 @@ temporary name and renamed into place: a crash never leaves a half-built databas
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
 import functools
 import json
 import math
@@ -27,7 +31,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from neurohash import __version__
-from neurohash.errors import NeurohashError
+from neurohash.errors import NeurohashError, one_line
 from neurohash.files import file_sha256
 
 if TYPE_CHECKING:
@@ -326,13 +330,31 @@ def build_database(
     """
     manifest = shards_manifest(shards_dir)
     db_dir = Path(db_dir)
-    check_destination(db_dir, overwrite)
+    check_destination(db_dir, overwrite, (shards_dir,))
     ckpt = resolve_checkpoint(checkpoint, manifest)
     model = model_record(ckpt, manifest) if ckpt is not None else None
     rows = read_shards(shards_dir, manifest)
     codes, code_id = dedupe(rows, int(manifest["code_bits"]) // 8)
     postings = postings_table(rows, code_id)
     kind = choose_index(index, len(codes))
+    with build_lock(db_dir):
+        return write_database(
+            db_dir, shards_dir, manifest, codes, code_id, postings, kind, ckpt, model
+        )
+
+
+def write_database(
+    db_dir: Path,
+    shards_dir: str | os.PathLike,
+    manifest: dict[str, Any],
+    codes: np.ndarray,
+    code_id: np.ndarray,
+    postings: pa.Table,
+    kind: str,
+    ckpt: Path | None,
+    model: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Write every file under a temporary name beside ``db_dir``, then move it into place."""
     tmp = db_dir.parent / f".{db_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
@@ -358,10 +380,17 @@ def write_index(index: faiss.IndexBinary, path: Path) -> None:
     faiss.write_index_binary(index, str(path))
 
 
+def target_keys(postings: pa.Table) -> pa.ChunkedArray:
+    """What makes a stored sequence one target: its input record (shards number every record),
+    else its source and id. Two records that share an id are two targets, never merged."""
+    if "record" in postings.column_names:
+        return postings["record"]
+    return pc.binary_join_element_wise(postings["source"], postings["seq_id"], "\x00")
+
+
 def count_sequences(postings: pa.Table) -> int:
-    """Distinct (source, seq_id) pairs: the same id in two files is two sequences."""
-    keys = pc.binary_join_element_wise(postings["source"], postings["seq_id"], "\x00")
-    return len(pc.unique(keys))
+    """Distinct targets: the same id in two files, or twice in one file, is two sequences."""
+    return len(pc.unique(target_keys(postings)))
 
 
 def database_manifest(
@@ -404,32 +433,95 @@ def file_records(directory: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def check_destination(db_dir: Path, overwrite: bool) -> None:
-    """Refuse to clobber anything but an empty directory or (with overwrite) a database."""
+def is_database(path: Path) -> bool:
+    """A directory whose manifest says it is a neurohash database (shard directories have a
+    manifest too, of another format)."""
+    try:
+        return json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_destination(
+    db_dir: Path, overwrite: bool, inputs: tuple[str | os.PathLike, ...] = ()
+) -> None:
+    """Refuse to clobber anything but an empty directory or (with overwrite) a database, and
+    never a directory that holds, or lies inside, one of the build's ``inputs``."""
+    target = db_dir.resolve()
+    for source in inputs:
+        source = Path(source).resolve()
+        if target == source or target in source.parents or source in target.parents:
+            raise DatabaseError(f"{db_dir}: is or overlaps the build's input {source}")
     if not db_dir.exists():
         return
     if not db_dir.is_dir():
         raise DatabaseError(f"{db_dir}: exists and is not a directory")
     if not any(db_dir.iterdir()):
         return
-    if not (db_dir / MANIFEST).is_file():
+    if not is_database(db_dir):
         raise DatabaseError(f"{db_dir}: exists, is not empty and is not a neurohash database")
     if not overwrite:
         raise DatabaseError(f"{db_dir}: a database is already there (use --force to replace it)")
 
 
-def move_into_place(tmp: Path, db_dir: Path) -> None:
-    """Rename the finished temporary directory to ``db_dir``, replacing an old database."""
-    old = None
-    if db_dir.exists():
-        if any(db_dir.iterdir()):
-            old = db_dir.parent / f".{db_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            db_dir.rename(old)
+@contextlib.contextmanager
+def build_lock(db_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the database's parent directory for the whole build, and clean
+    what killed builds of the same name left: with the lock held, no other build is running, so
+    every ``.NAME.tmp-*`` is stale, and a ``.NAME.old-*`` is a database a crash left hidden."""
+    parent = db_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(parent, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        clean_leftovers(db_dir)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
+
+
+def clean_leftovers(db_dir: Path) -> None:
+    """Remove temporary directories of killed builds; put back a hidden old database where a
+    crash left no database under the name (only possible without an atomic exchange)."""
+    for tmp in db_dir.parent.glob(f".{db_dir.name}.tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in sorted(db_dir.parent.glob(f".{db_dir.name}.old-*")):
+        if not db_dir.exists() and is_database(old):
+            old.rename(db_dir)
         else:
-            db_dir.rmdir()
-    tmp.rename(db_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where
+    the system or file system cannot."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    if not done and ctypes.get_errno() not in (errno.EINVAL, errno.ENOSYS, errno.EXDEV):
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), str(b))
+    return done
+
+
+def move_into_place(tmp: Path, db_dir: Path) -> None:
+    """Put the finished temporary directory under ``db_dir``: readers see the old database or
+    the new one, never none. An existing database is swapped out atomically and then removed."""
+    if db_dir.exists() and not any(db_dir.iterdir()):
+        db_dir.rmdir()
+    if not db_dir.exists():
+        tmp.rename(db_dir)
+        return
+    old = db_dir.parent / f".{db_dir.name}.old-{uuid.uuid4().hex[:8]}"
+    if exchange(tmp, db_dir):
+        tmp.rename(old)  # the old database, now under the temporary name
+    else:  # two renames: a crash between them is repaired by the next build (clean_leftovers)
+        db_dir.rename(old)
+        tmp.rename(db_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # opening ----------------------------------------------------------------------------------------
@@ -439,8 +531,9 @@ def move_into_place(tmp: Path, db_dir: Path) -> None:
 class Database:
     """An opened database: codes, postings, the FAISS index and per-posting target numbers.
 
-    A *target* is one stored sequence (distinct source and seq_id); ``target_of[p]`` is the target
-    of posting row ``p``, ``offsets[c]:offsets[c + 1]`` the posting rows of code ``c``.
+    A *target* is one stored sequence (one input record, see ``target_keys``); ``target_of[p]``
+    is the target of posting row ``p``, ``offsets[c]:offsets[c + 1]`` the posting rows of code
+    ``c``.
     """
 
     path: Path
@@ -453,7 +546,9 @@ class Database:
 
     @classmethod
     def open(cls, db_dir: str | os.PathLike) -> Database:
-        """Open ``db_dir`` read-only (errors name the directory and the missing part)."""
+        """Open ``db_dir`` read-only, after checking every file against the sha256 and size the
+        manifest recorded and the manifest's counts and settings against the data (errors name
+        the file at fault)."""
         path = Path(db_dir)
         if not path.is_dir():
             raise DatabaseError(f"{db_dir}: no such database directory")
@@ -463,17 +558,21 @@ class Database:
         if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
             raise DatabaseError(f"{db_dir}: made by a newer neurohash (format {FORMAT_VERSION})")
         check_files(path, manifest)
-        codes_tab = pq.read_table(path / CODES_FILE)
-        codes = code_matrix(codes_tab.column("code"), int(manifest["code_bits"]) // 8)
-        postings = pq.read_table(path / POSTINGS_FILE).combine_chunks()
-        offsets = posting_offsets(postings, len(codes), path)
-        targets = pc.binary_join_element_wise(postings["source"], postings["seq_id"], "\x00")
-        target_of = pc.dictionary_encode(targets).combine_chunks().indices.to_numpy()
-        index = read_index(path / INDEX_FILE, manifest["index"])
-        if index.ntotal != len(codes):
+        code_bytes = manifest_code_bytes(path, manifest)
+        code_column = read_parquet(path / CODES_FILE).column("code")
+        if code_column.type != pa.binary(code_bytes):
             raise DatabaseError(
-                f"{path}: index holds {index.ntotal} codes, codes table {len(codes)}"
+                f"{path / MANIFEST}: code_bits {manifest['code_bits']}, but {CODES_FILE} holds "
+                f"codes of type {code_column.type}"
             )
+        codes = code_matrix(code_column, code_bytes)
+        postings = read_parquet(path / POSTINGS_FILE).combine_chunks()
+        offsets = posting_offsets(postings, len(codes), path)
+        target_of = pc.dictionary_encode(target_keys(postings)).combine_chunks().indices.to_numpy()
+        index = read_index(path / INDEX_FILE, manifest.get("index"))
+        check_counts(
+            path, manifest, index, len(codes), postings.num_rows, int(target_of.max(initial=-1)) + 1
+        )
         return cls(path, manifest, codes, postings, index, offsets, target_of.astype(np.int64))
 
     @property
@@ -485,6 +584,20 @@ class Database:
         """The stored checkpoint that embeds queries, if the database has one."""
         model = self.manifest.get("model")
         return self.path / model["file"] if model else None
+
+    def load_model(self) -> DistanceEmbeddingModule:
+        """The stored checkpoint's model, refused unless it is the one that made the codes."""
+        from neurohash.checkpoint import load_module, model_fingerprint
+
+        path = self.model_path
+        if path is None or not path.is_file():
+            raise DatabaseError(
+                f"{self.path}: holds no model checkpoint to embed queries (rebuild it with --ckpt)"
+            )
+        module = load_module(path)
+        if model_fingerprint(module) != self.manifest["model_fingerprint"]:
+            raise DatabaseError(f"{path}: does not match the database manifest's model fingerprint")
+        return module
 
     @property
     def edits_per_bit(self) -> float | None:
@@ -547,19 +660,84 @@ class Database:
         }
 
 
+def verify_database(db_dir: str | os.PathLike) -> dict[str, Any]:
+    """``neurohash verify``: every check of ``Database.open`` (sha256 and size of every file,
+    counts and settings against the data) and the stored model (its weights digest, and that
+    it made the codes). Returns what was checked; any failure is a DatabaseError or
+    CheckpointError naming the file."""
+    db = Database.open(db_dir)
+    if db.model_path is not None:
+        db.load_model()
+    return {
+        "database": str(db.path),
+        "files": sorted(db.manifest["files"]),
+        "model": db.model_path is not None,
+        **db.manifest["counts"],
+    }
+
+
 def check_files(path: Path, manifest: dict[str, Any]) -> None:
-    """Every data file present, with the size the manifest recorded (a cheap truncation check;
-    the sha256 in the manifest is there for a full check)."""
-    recorded = manifest.get("files") or {}
+    """Every data file present, and every recorded file (the model too) of the size and sha256
+    the manifest recorded: a flipped byte would otherwise give other hits with exit status 0.
+    Hashing runs at about 1.5 GB/s, a fraction of the time reading the postings takes."""
+    recorded = manifest.get("files")
+    if not isinstance(recorded, dict):
+        raise DatabaseError(f"{path / MANIFEST}: records no files")
     for name in DATA_FILES:
+        if name not in recorded:
+            raise DatabaseError(f"{path / MANIFEST}: does not record {name}")
+    for name, record in sorted(recorded.items()):
         file = path / name
         if not file.is_file():
             raise DatabaseError(f"{file}: missing from the database")
-        expected = (recorded.get(name) or {}).get("bytes")
-        if expected is not None and file.stat().st_size != int(expected):
+        if file.stat().st_size != int(record["bytes"]):
             raise DatabaseError(
-                f"{file}: {file.stat().st_size} bytes, the manifest says {expected} "
+                f"{file}: {file.stat().st_size} bytes, the manifest says {record['bytes']} "
                 "(truncated or replaced; rebuild the database)"
+            )
+        if file_sha256(file) != record["sha256"]:
+            raise DatabaseError(
+                f"{file}: sha256 does not match the manifest (corrupted; rebuild the database)"
+            )
+
+
+def manifest_code_bytes(path: Path, manifest: dict[str, Any]) -> int:
+    """Bytes per code, from a manifest whose code_bits must be a positive multiple of 8."""
+    bits = manifest.get("code_bits")
+    if not isinstance(bits, int) or bits <= 0 or bits % 8:
+        raise DatabaseError(f"{path / MANIFEST}: code_bits {bits!r} is not a multiple of 8")
+    return bits // 8
+
+
+def read_parquet(path: Path) -> pa.Table:
+    """A database table; a file Parquet cannot decode is a DatabaseError naming it."""
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise DatabaseError(f"{path}: unreadable ({one_line(exc)}); rebuild the database") from exc
+
+
+def check_counts(
+    path: Path,
+    manifest: dict[str, Any],
+    index: faiss.IndexBinary,
+    codes: int,
+    regions: int,
+    sequences: int,
+) -> None:
+    """The manifest's counts and code width against the data itself (a hand-edited manifest
+    must not be reported as true)."""
+    if index.ntotal != codes or index.d != int(manifest["code_bits"]):
+        raise DatabaseError(
+            f"{path / INDEX_FILE}: holds {index.ntotal} codes of {index.d} bits, the codes table "
+            f"{codes} of {manifest['code_bits']}"
+        )
+    counts = manifest.get("counts") or {}
+    actual = {"sequences": sequences, "regions": regions, "unique_codes": codes}
+    for name, value in actual.items():
+        if counts.get(name) != value:
+            raise DatabaseError(
+                f"{path / MANIFEST}: counts {name} = {counts.get(name)!r}, the data holds {value}"
             )
 
 
@@ -580,10 +758,19 @@ def read_index(path: Path, params: dict[str, Any]) -> faiss.IndexBinary:
     try:
         index = faiss.read_index_binary(str(path))
     except RuntimeError as exc:
-        raise DatabaseError(f"{path}: unreadable FAISS index ({exc})") from exc
+        raise DatabaseError(f"{path}: unreadable FAISS index ({one_line(exc)})") from exc
     # read_index_binary returns the concrete class (downcasting again would free it under us)
-    if params.get("kind") == "hnsw":
+    kind = {
+        faiss.IndexBinaryFlat: "flat",
+        faiss.IndexBinaryHNSW: "hnsw",
+        faiss.IndexBinaryIVF: "ivf",
+    }.get(type(index))
+    if not isinstance(params, dict) or params.get("kind") != kind:
+        raise DatabaseError(
+            f"{path.parent / MANIFEST}: index {params!r} does not describe {path.name} ({kind})"
+        )
+    if kind == "hnsw":
         index.hnsw.efSearch = int(params.get("ef_search", HNSW_EF_SEARCH))
-    elif params.get("kind") == "ivf":
+    elif kind == "ivf":
         index.nprobe = int(params.get("nprobe", IVF_NPROBE))
     return index

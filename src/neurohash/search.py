@@ -423,15 +423,8 @@ def query_model(
     db: Database, checkpoint: str | os.PathLike | None = None
 ) -> DistanceEmbeddingModule:
     """The database's own model; an explicitly given checkpoint must be that same model."""
-    path = db.model_path
-    if path is None or not path.is_file():
-        raise DatabaseError(
-            f"{db.path}: holds no model checkpoint to embed queries (rebuild it with --ckpt)"
-        )
-    module = load_module(path)
+    module = db.load_model()
     expected = db.manifest["model_fingerprint"]
-    if model_fingerprint(module) != expected:
-        raise DatabaseError(f"{path}: does not match the database manifest's model fingerprint")
     if checkpoint is not None:
         given = model_fingerprint(load_module(checkpoint))
         if given != expected:

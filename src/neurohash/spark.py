@@ -132,7 +132,7 @@ def spark_index(
     """Write the hash shards of ``cfg.input`` to ``cfg.output_dir`` and build the database in
     ``db_dir``, all on Spark; return the database manifest."""
     require_java()  # fail before any work
-    check_destination(Path(db_dir), overwrite)
+    check_destination(Path(db_dir), overwrite, (str(cfg.output_dir),))
     files = input_files(str(cfg.input))
     job = build_job(cfg, load_module(str(cfg.ckpt_path)), files)
     shards_dir = Path(str(cfg.output_dir))
