@@ -166,3 +166,13 @@ def test_wandb_logger_offline(
     assert math.isfinite(metrics["test/rmse_pct"])
     runs = list(tmp_path.rglob("offline-run-*"))
     assert runs, sorted(str(p) for p in tmp_path.rglob("*"))[:20]
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 10])
+def test_small_runs_train(v4_small: Path, tmp_path: Path, one_thread: None, steps: int) -> None:
+    """A run of exactly 10 optimizer steps once crashed in OneCycleLR (a one-step warm-up at the
+    default pct_start 0.1 divides by zero)."""
+    overrides = ["model=linear", "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}"]
+    metrics = train(compose_train(tmp_path, *small_v4(v4_small, tmp_path, *overrides)))
+    assert math.isfinite(metrics["test/rmse_pct"])
+    assert metrics["train/epochs"] == 1

@@ -178,13 +178,28 @@ class DistanceEmbeddingModule(L.LightningModule):
         optimizer = self.optimizer_factory(params=params)
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(
-            optimizer, total_steps=self.trainer.estimated_stepping_batches
+        total_steps = schedule_length(
+            self.scheduler_factory, self.trainer.estimated_stepping_batches
         )
+        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def schedule_length(factory: Callable[..., Any], steps: int) -> int:
+    """The ``total_steps`` to give a schedule for a run of ``steps`` optimizer steps.
+
+    OneCycleLR divides by the length of its warm-up minus one step, so a warm-up of exactly one
+    step (``pct_start * total_steps == 1``: 10 steps at the default 0.1) fails on its first step;
+    such a schedule is made one step longer, a step the run never takes.
+    """
+    keywords = getattr(factory, "keywords", {})
+    one_cycle = getattr(factory, "func", factory) is torch.optim.lr_scheduler.OneCycleLR
+    if one_cycle and float(keywords.get("pct_start", 0.3) * steps) - 1 == 0:
+        return steps + 1
+    return steps
 
 
 @torch.no_grad()
