@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from neurohash.data.fasta import SequenceFileError
-from neurohash.evaluate import evaluate
+from neurohash.evaluate import evaluate, undefined_note
 from tests.conftest import V4_FILE
 
 
@@ -32,3 +32,17 @@ def test_too_few_sequences_name_the_file(checkpoint: Path, tmp_path: Path) -> No
     one.write_text(">only\nACGTACGTACGTAACCGGTT\n")
     with pytest.raises(SequenceFileError, match=f"^{one}: only 1 sequence left"):
         evaluate(str(checkpoint), str(one))
+
+
+@pytest.mark.slow
+def test_two_or_three_sequences_give_null_and_say_why(checkpoint: Path, tmp_path: Path) -> None:
+    """Spearman 0.0 and top-k 1.0 were once reported for 2-3 sequences without a word."""
+    seqs = ["ACGTACGTAAGGTTCCAGT", "ACGTACGTTTGGTTCCAGT", "ACGAACGTTTGGTTCCAGTT"]
+    for n in (2, 3):
+        fasta = tmp_path / f"{n}.fa"
+        fasta.write_text("".join(f">s{i}\n{seq}\n" for i, seq in enumerate(seqs[:n])))
+        report = evaluate(str(checkpoint), str(fasta))
+        assert report["top5"] is None and report["top10"] is None
+        assert (report["spearman"] is None) == (n == 2)
+        note = undefined_note(report)
+        assert note is not None and "top5, top10" in note and f"on {n} sequences" in note

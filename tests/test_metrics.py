@@ -46,8 +46,8 @@ def test_spearman() -> None:
 
 
 def test_spearman_degenerate_is_zero() -> None:
-    assert spearman(np.array([1.0]), np.array([2.0])) == 0.0
-    assert spearman(np.array([]), np.array([])) == 0.0
+    assert math.isnan(spearman(np.array([1.0]), np.array([2.0])))  # too few pairs: undefined
+    assert math.isnan(spearman(np.array([]), np.array([])))
     assert spearman(np.array([1.0, 2.0, 3.0]), np.array([5.0, 5.0, 5.0])) == 0.0
     assert spearman(np.array([0.2, 0.2, 0.2]), np.array([1.0, 2.0, 3.0])) == 0.0
 
@@ -70,21 +70,15 @@ def test_closest_string_topk_hand_computed() -> None:
         ]
     )
     out = closest_string_topk(pred, true, ks=(1, 2, 3, 4))
-    assert out == {
-        "top1": pytest.approx(1 / 3),
-        "top2": pytest.approx(1 / 3),
-        "top3": 1.0,
-        "top4": 1.0,
-    }
+    assert out["top1"] == pytest.approx(1 / 3) and out["top2"] == pytest.approx(1 / 3)
+    assert out["top3"] == 1.0
+    assert math.isnan(out["top4"])  # 4 references: top-4 would count every query
 
 
 def test_closest_string_ties_count_against_the_model() -> None:
     true = np.array([[1, 2, 3]])
-    assert closest_string_topk(np.array([[0.2, 0.2, 0.2]]), true, ks=(1, 2, 3)) == {
-        "top1": 0.0,
-        "top2": 0.0,
-        "top3": 1.0,
-    }
+    out = closest_string_topk(np.array([[0.2, 0.2, 0.2]]), true, ks=(1, 2, 3))
+    assert out["top1"] == out["top2"] == 0.0 and math.isnan(out["top3"])
     assert closest_string_topk(np.array([[0.1, 0.2, 0.2]]), true, ks=(1,)) == {"top1": 1.0}
 
 
@@ -121,7 +115,8 @@ def test_distance_metrics_hand_computed() -> None:
     assert out["spearman"] == pytest.approx(9 / math.sqrt(17 * 16.5))
     # references = sequences 0, 1; queries = 2, 3. Query 2: nearest ref 0 (4 < 6), predicted
     # first. Query 3: nearest ref 1 (2 < 6) but predicted 0.7 > 0.6: rank 2.
-    assert (out["top1"], out["top5"], out["top10"]) == (0.5, 1.0, 1.0)
+    assert out["top1"] == 0.5  # two references: top-5 and top-10 are undefined
+    assert math.isnan(out["top5"]) and math.isnan(out["top10"])
 
 
 def test_distance_metrics_perfect_and_odd_size() -> None:
@@ -149,7 +144,7 @@ def test_distance_metrics_constant_prediction() -> None:
     assert out["mae"] == pytest.approx((1 + 3 + 1) / 3)
     assert out["spearman"] == 0.0
     # refs 0, 1; query 2 nearest ref 1 (3 < 5), all predictions tie -> rank 2
-    assert out["top1"] == 0.0 and out["top5"] == 1.0
+    assert out["top1"] == 0.0 and math.isnan(out["top5"])
 
 
 def test_candidate_recall_on_points_of_a_line() -> None:
@@ -174,3 +169,15 @@ def test_candidate_recall_counts_ties_at_the_kth_distance_as_true() -> None:
 def test_candidate_recall_is_undefined_on_too_few_sequences() -> None:
     exact = np.abs(np.arange(5)[:, None] - np.arange(5)[None, :])
     assert all(np.isnan(v) for v in candidate_recall(exact, exact, k=10).values())
+
+
+def test_too_few_sequences_give_nan_not_a_perfect_score() -> None:
+    """2-3 sequences once scored Spearman 0.0 and top-k 1.0."""
+    for n in (2, 3):
+        pos = np.arange(n, dtype=float)
+        exact = np.abs(pos[:, None] - pos[None, :]) * 10
+        metrics = distance_metrics(exact / 100.0, exact, 100.0)
+        assert math.isnan(metrics["top5"]) and math.isnan(metrics["top10"])
+        assert math.isnan(metrics["spearman"]) == (n == 2)
+    many = np.abs(np.arange(30.0)[:, None] - np.arange(30.0)[None, :])
+    assert not math.isnan(distance_metrics(many / 100, many, 100.0)["top10"])

@@ -173,7 +173,7 @@ def pct(fraction: float | None) -> float | None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     check_inputs(args.checkpoint, args.fasta)
-    from neurohash.evaluate import evaluate
+    from neurohash.evaluate import evaluate, undefined_note
 
     report = evaluate(
         args.checkpoint,
@@ -183,6 +183,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=resolve_device(args.device),
     )
+    note = undefined_note(report)
+    if note:
+        print(f"neurohash evaluate: note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(report))
     else:

@@ -19,8 +19,10 @@ from neurohash.data.cleaning import Cleaning, CleaningStats
 from neurohash.data.edit_distance import distance_matrix
 from neurohash.data.fasta import SequenceFileError
 from neurohash.data.sources import load_records
+from neurohash.metrics import MIN_PAIRS
 from neurohash.module import DistanceEmbeddingModule, embed_sequences
 
+METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
 DROP_REASONS = ("ambiguous", "too_short", "too_long", "duplicate", "empty")
 
 
@@ -76,6 +78,19 @@ def evaluate(
     report.update({k: finite_or_none(v) for k, v in metrics.items()})
     report.update({k: round(v, 4) for k, v in times.items()})
     return report
+
+
+def undefined_note(report: dict[str, Any]) -> str | None:
+    """Why some metrics of ``report`` are null, or None when all are defined."""
+    undefined = [key for key in METRICS if key in report and report[key] is None]
+    if not undefined:
+        return None
+    refs = report["n_seqs"] - report["n_seqs"] // 2
+    return (
+        f"{', '.join(undefined)} undefined on {report['n_seqs']} sequences (Spearman needs "
+        f"{MIN_PAIRS} pairs; top-k needs more than k of the {refs} references, and a query whose "
+        "nearest reference is unique); evaluate more sequences"
+    )
 
 
 def describe(module: DistanceEmbeddingModule, stats: CleaningStats, n_seqs: int) -> dict[str, Any]:

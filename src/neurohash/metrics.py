@@ -33,8 +33,15 @@ def mae(pred: np.ndarray, true_ed: np.ndarray, normaliser: float) -> float:
     return float(np.mean(np.abs(pred * normaliser - true_ed)))
 
 
+MIN_PAIRS = 3  # fewer pairs rank nothing: Spearman is undefined (NaN), not 0
+
+
 def spearman(pred: np.ndarray, true: np.ndarray) -> float:
-    if len(pred) < 2 or np.ptp(true) == 0 or np.ptp(pred) == 0:
+    """Rank correlation over at least MIN_PAIRS pairs (else NaN); 0 when either side is
+    constant (a constant prediction ranks nothing)."""
+    if len(pred) < MIN_PAIRS:
+        return float("nan")
+    if np.ptp(true) == 0 or np.ptp(pred) == 0:
         return 0.0
     return float(spearmanr(pred, true).statistic)
 
@@ -42,16 +49,18 @@ def spearman(pred: np.ndarray, true: np.ndarray) -> float:
 def closest_string_topk(
     pred: np.ndarray, true: np.ndarray, ks: tuple[int, ...] = TOP_K
 ) -> dict[str, float]:
-    """Top-k retrieval of each query's unique true nearest reference; pred, true are (Q, R)."""
+    """Top-k retrieval of each query's unique true nearest reference; pred, true are (Q, R).
+    NaN for a k not smaller than the number of references (every query would count)."""
     nearest = true.argmin(axis=1)
     best = true[np.arange(len(true)), nearest]
     unique = (true == best[:, None]).sum(axis=1) == 1
-    if not unique.any():
+    if not len(true) or not unique.any():
         return {f"top{k}": float("nan") for k in ks}
     pred, nearest = pred[unique], nearest[unique]
     target = pred[np.arange(len(pred)), nearest]
     rank = (pred <= target[:, None]).sum(axis=1)  # 1 when the true nearest is strictly first
-    return {f"top{k}": float(np.mean(rank <= k)) for k in ks}
+    refs = true.shape[1]
+    return {f"top{k}": float(np.mean(rank <= k)) if k < refs else float("nan") for k in ks}
 
 
 def distance_metrics(
