@@ -10,8 +10,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +27,9 @@ from neurohash.checkpoint import load_module, model_fingerprint
 from neurohash.data.fasta import SequenceFileError, iter_records
 from neurohash.data.regions import sample_regions
 from neurohash.data.tokens import encode
+from neurohash.database import Database, build_database
 from neurohash.hashing import pack_codes
-from neurohash.predict import MANIFEST, file_sha256, predict, shard_schema
+from neurohash.predict import MANIFEST, PredictError, file_sha256, predict, shard_schema
 from tests.conftest import INFLUENZA_FILE, V4_FILE, compose_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,8 +231,99 @@ def test_resume_after_kill(baseline: Path, checkpoint: Path, inputs: Path, tmp_p
 
 
 def test_other_job_in_output_dir_is_refused(baseline: Path, checkpoint: Path, inputs: Path):
-    with pytest.raises(ValueError, match="another job"):
+    with pytest.raises(PredictError, match="another job"):
         run_predict(checkpoint, inputs, baseline, "regions.density=2")
+
+
+def test_an_input_edited_in_place_is_not_resumed(
+    baseline: Path, checkpoint: Path, inputs: Path, tmp_path: Path
+) -> None:
+    """Resume once trusted finished shards by the inputs' sizes: an input edited in place (same
+    size) kept its stale codes."""
+    edited, out = tmp_path / "inputs", tmp_path / "shards"
+    shutil.copytree(inputs, edited)
+    shutil.copytree(baseline, out)
+    flu = edited / "b_flu.fasta"
+    text = flu.read_text()
+    first_base = text.index("\n") + 1
+    swapped = "C" if text[first_base] != "C" else "G"
+    flu.write_text(text[:first_base] + swapped + text[first_base + 1 :])
+    assert flu.stat().st_size == (inputs / "b_flu.fasta").stat().st_size
+    with pytest.raises(PredictError, match="input content"):
+        run_predict(checkpoint, edited, out)
+
+
+def test_a_database_or_other_files_are_never_overwritten(
+    checkpoint: Path, inputs: Path, tmp_path: Path, baseline: Path
+) -> None:
+    """`output_dir=` pointed at a database once overwrote its manifest.json (exit 0)."""
+    db_dir = tmp_path / "db"
+    build_database(baseline, db_dir)
+    manifest = (db_dir / MANIFEST).read_text()
+    with pytest.raises(PredictError, match=f"{db_dir}: holds"):
+        run_predict(checkpoint, inputs, db_dir)
+    assert (db_dir / MANIFEST).read_text() == manifest
+    Database.open(db_dir)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(PredictError, match="notes.txt"):
+        run_predict(checkpoint, inputs, mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def children_of(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if fields.get("PPid", "").strip() == str(pid) and not fields["State"].startswith("Z"):
+            found.append(int(status.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return not (Path(f"/proc/{pid}/status").read_text().split("State:\t")[1].startswith("Z"))
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
+def test_workers_die_with_a_killed_predict(checkpoint: Path, shared_data: Path, tmp_path: Path):
+    """kill -9 of predict.py once left its data-loading worker running with no parent."""
+    command = [
+        sys.executable,
+        "predict.py",
+        f"ckpt_path={checkpoint}",
+        f"input={shared_data / V4_FILE}",
+        f"output_dir={tmp_path / 'shards'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "num_workers=1",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while not workers and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        workers = children_of(process.pid)
+    assert workers, "predict.py started no worker"
+    time.sleep(2)  # the worker is streaming records now
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    orphans = [w for w in workers if alive(w)]
+    for pid in orphans:  # leave nothing behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans
 
 
 def test_missing_input(checkpoint: Path, tmp_path: Path) -> None:
@@ -247,8 +341,9 @@ def test_missing_input(checkpoint: Path, tmp_path: Path) -> None:
 def test_not_fasta_and_bad_record(checkpoint: Path, tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("these are my notes,\nnot sequences\n")
+    out = tmp_path / "shards"
     cfg = compose_predict(
-        tmp_path / "hydra", f"ckpt_path={checkpoint}", f"input={notes}", f"output_dir={tmp_path}"
+        tmp_path / "hydra", f"ckpt_path={checkpoint}", f"input={notes}", f"output_dir={out}"
     )
     with pytest.raises(SequenceFileError, match=f"{notes}.*FASTA"):
         predict(cfg)
@@ -257,7 +352,7 @@ def test_not_fasta_and_bad_record(checkpoint: Path, tmp_path: Path) -> None:
     cfg.input, cfg.trainer.accelerator = str(bad), "cpu"
     with pytest.raises(SequenceFileError, match=f"{bad}: record 'r3'"):
         predict(cfg)
-    assert not list(tmp_path.glob("*.parquet"))  # the failed shard was never written
+    assert not list(out.glob("*.parquet"))  # the failed shard was never written
 
 
 def test_predict_script(checkpoint: Path, inputs: Path, tmp_path: Path) -> None:

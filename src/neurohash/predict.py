@@ -30,12 +30,15 @@ database can list every sequence id that carries a code.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import hashlib
 import json
 import logging
 import os
+import re
+import signal
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,6 +62,7 @@ from neurohash.data.fasta import SequenceRecord, iter_records
 from neurohash.data.regions import sample_regions
 from neurohash.data.sources import expand_inputs
 from neurohash.data.tokens import encode
+from neurohash.errors import NeurohashError
 from neurohash.files import TMP_SUFFIX, file_sha256, replace_atomically, temporary, write_json
 from neurohash.hashing import pack_codes
 from neurohash.module import DistanceEmbeddingModule
@@ -70,6 +74,11 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MARKER_SUFFIX = ".done.json"
 PARQUET_COMPRESSION = "zstd"
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
+
+
+class PredictError(NeurohashError, ValueError):
+    """Settings or an output directory a predict run cannot use; the message says which."""
 
 
 def shard_name(shard: int) -> str:
@@ -111,10 +120,12 @@ class PredictJob:
 
     @functools.cached_property
     def key(self) -> str:
-        """Identity of the job: shards written under another key must not be mixed in."""
+        """Identity of the job: shards written under another key must not be mixed in. It covers
+        every input file's sha256, so a resumed run never keeps codes of an input edited in place
+        (hashing runs at ~1.5 GB/s, far faster than embedding the same bases)."""
         fields = dataclasses.asdict(self)
         fields.pop("batch_size")  # batching changes no row
-        fields["file_sizes"] = [os.path.getsize(f) for f in self.files]
+        fields["file_sha256"] = [file_sha256(f) for f in self.files]  # content, not size
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
@@ -138,14 +149,14 @@ def prediction_cleaning(module: DistanceEmbeddingModule, ckpt_path: str) -> tupl
 def region_settings(cfg: DictConfig, max_len: int) -> RegionSettings:
     window = int(cfg.window) if cfg.get("window") is not None else max_len
     if not 1 <= window <= max_len:
-        raise ValueError(f"regions.window={window} must be in 1..{max_len} (the model's max_len)")
+        raise PredictError(f"regions.window={window} must be in 1..{max_len} (the model's max_len)")
     return RegionSettings(window, float(cfg.density), int(cfg.k), int(cfg.get("seed", 0)))
 
 
 def build_job(cfg: DictConfig, module: DistanceEmbeddingModule, files: list[str]) -> PredictJob:
     cleaning, max_len = prediction_cleaning(module, str(cfg.ckpt_path))
     if int(cfg.shard_size) < 1 or int(cfg.batch_size) < 1:
-        raise ValueError("shard_size and batch_size must be positive")
+        raise PredictError("shard_size and batch_size must be positive")
     return PredictJob(
         files=tuple(files),
         cleaning=cleaning,
@@ -306,7 +317,25 @@ class RegionDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         rank, world = self.trainer.global_rank, self.trainer.world_size
         stream = RegionStream(self.job, self.done, rank, world)
-        return DataLoader(stream, batch_size=None, num_workers=self.num_workers, collate_fn=as_is)
+        return DataLoader(
+            stream,
+            batch_size=None,
+            num_workers=self.num_workers,
+            collate_fn=as_is,
+            worker_init_fn=functools.partial(exit_with_parent, os.getpid()),
+        )
+
+
+def exit_with_parent(parent: int, worker_id: int = 0) -> None:
+    """Make this DataLoader worker die with ``parent``, the process that started it: a killed
+    predict.py would otherwise leave its workers running with no parent (PR_SET_PDEATHSIG)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: nothing to arm
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 # the model step ---------------------------------------------------------------------------------
@@ -470,6 +499,31 @@ class ShardWriter(BasePredictionWriter):
 # resume and manifest ----------------------------------------------------------------------------
 
 
+def check_output_dir(output_dir: Path) -> None:
+    """Refuse a directory holding anything but a predict run's own files: a database's manifest
+    or a user's files would otherwise be overwritten (or mixed into the shards)."""
+    if not output_dir.exists():
+        return
+    if not output_dir.is_dir():
+        raise PredictError(f"{output_dir}: exists and is not a directory")
+    own = re.compile(rf"shard-\d+(\.parquet|{re.escape(MARKER_SUFFIX)})({re.escape(TMP_SUFFIX)})?")
+    for path in output_dir.iterdir():
+        if path.name in (MANIFEST, MANIFEST + TMP_SUFFIX) and is_shards_manifest(path):
+            continue
+        if not own.fullmatch(path.name):
+            raise PredictError(
+                f"{output_dir}: holds {path.name}, which no predict run writes; give an empty or "
+                "new output_dir"
+            )
+
+
+def is_shards_manifest(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def read_markers(output_dir: Path, job_key: str) -> dict[int, dict[str, Any]]:
     """Markers of ``output_dir`` by shard; markers of another job are an error (never mixed)."""
     markers: dict[int, dict[str, Any]] = {}
@@ -479,9 +533,10 @@ def read_markers(output_dir: Path, job_key: str) -> dict[int, dict[str, Any]]:
         except (OSError, json.JSONDecodeError):
             continue  # unreadable: that shard is simply redone
         if marker.get("job") != job_key:
-            raise ValueError(
-                f"{output_dir}: holds shards of another job (different model, input or "
-                "settings); use an empty output_dir"
+            raise PredictError(
+                f"{output_dir}: holds shards of another job (different model, input content or "
+                "settings: an input edited since they were written counts); use an empty "
+                "output_dir"
             )
         markers[int(marker["shard"])] = marker
     return markers
@@ -563,6 +618,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     module = load_module(str(cfg.ckpt_path))
     job = build_job(cfg, module, files)
     output_dir = Path(str(cfg.output_dir))
+    check_output_dir(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     done = frozenset(finished_shards(output_dir, job.key))
     log.info("%d input files; %d shards already finished in %s", len(files), len(done), output_dir)
