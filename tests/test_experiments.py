@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -15,15 +15,7 @@ from tests.conftest import compose_train
 ROOT = Path(__file__).resolve().parents[1]
 V4 = ROOT.parent / "shared" / "data" / "study550_v4_amplicons.fasta.gz"
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-NEUROSEED = [
-    "neuroseed_linear",
-    "neuroseed_mlp",
-    "neuroseed_cnn",
-    "neuroseed_gru",
-    "neuroseed_transformer",
-    "neuroseed_transformer_local",
-    "neuroseed_kmer",
-]
+PROTOCOL = "neuroseed_qiita"  # the base every neuroseed_<model> experiment extends
 METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
 
 
@@ -46,26 +38,29 @@ def small_run(run_dir: Path) -> list[str]:
     ]
 
 
-def test_all_neuroseed_experiments_exist() -> None:
-    assert set(NEUROSEED) <= set(EXPERIMENTS), sorted(set(NEUROSEED) - set(EXPERIMENTS))
-
-
-@pytest.mark.parametrize("name", NEUROSEED)
+@pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_reproduces_neuroseed_protocol(name: str, tmp_path: Path, monkeypatch) -> None:
-    """The settings every NeuroSEED experiment shares, with the default data path resolved."""
+    """The protocol every NeuroSEED experiment shares (from neuroseed_qiita), with the default
+    data path resolved, and the model its name promises."""
+    model = name.removeprefix("neuroseed_") if name != PROTOCOL else "transformer"
+    plain = compose_train(tmp_path, f"model={model}").model  # as `model=...` alone selects it
     monkeypatch.delenv("NEUROHASH_V4_READS", raising=False)
     cfg = compose_experiment(name, tmp_path)
+    assert cfg.task_name == name
+    assert cfg.model._target_ == plain._target_
+    assert cfg.model.get("attention") == plain.get("attention")
     assert cfg.data.path == "../shared/data/study550_v4_amplicons.fasta.gz"
     assert (ROOT / cfg.data.path).is_file()  # the default works from the project root
     assert cfg.data._target_.endswith("EditDistanceDataModule") and cfg.data.max_len == 152
     assert cfg.data.cleaning.min_len == 1 and cfg.data.cleaning.max_len == 152
+    assert (cfg.data.max_seqs, cfg.data.eval_size, cfg.data.pairs.near_fraction) == (9200, 1500, 0)
     assert cfg.split._target_.endswith("GroupSplit")
-    assert cfg.scheduler is None
-    expected = "cosine" if name == "neuroseed_kmer" else "hyperbolic"
+    assert cfg.scheduler is None and cfg.optimizer.weight_decay == 0.0
+    expected = "cosine" if model == "kmer" else "hyperbolic"
     assert cfg.distance._target_.lower().endswith(expected)
-    if name != "neuroseed_kmer":
-        assert cfg.model.embedding_dim == 128
-        assert cfg.optimizer.lr in (0.01, 0.001) and cfg.optimizer.weight_decay == 0.0
+    if model != "kmer":
+        assert cfg.model.embedding_dim == 128 and cfg.trainer.max_epochs == 500
+        assert cfg.callbacks.early_stopping.patience == 50
     monkeypatch.setenv("NEUROHASH_V4_READS", str(V4))
     assert OmegaConf.to_container(cfg.data, resolve=True)["path"] == str(V4)
 
@@ -80,4 +75,6 @@ def test_experiment_runs(name: str, tmp_path: Path, one_thread: None) -> None:
     assert metrics["data/normaliser"] == cfg.data.max_len
     # the group split held out whole samples even on a 200-read sample
     assert metrics["data/test_seqs"] > 0 and metrics["data/train_seqs"] >= 100
-    assert os.path.isfile(tmp_path / "metrics.json")
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["test/rmse_pct"] == pytest.approx(metrics["test/rmse_pct"])
+    assert OmegaConf.load(tmp_path / "config.yaml").task_name == name
