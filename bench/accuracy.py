@@ -237,7 +237,6 @@ def plan(mode: Mode, suites: Iterable[str], dim_model: str) -> list[Cell]:
 def plumbing(cell: Cell, run_dir: Path, cache_dir: Path) -> list[str]:
     """Overrides that only place files and quieten output; they never change a result."""
     out = [
-        f"hydra.run.dir={run_dir}",
         f"paths.cache_dir={cache_dir}",
         "logger=none",
         "trainer.enable_progress_bar=false",
@@ -246,25 +245,6 @@ def plumbing(cell: Cell, run_dir: Path, cache_dir: Path) -> list[str]:
     if cell.dataset in ("v4", "influenza"):  # absolute: the bench may run from anywhere
         out.append(f"data.path={V4_READS if cell.dataset == 'v4' else INFLUENZA}")
     return out
-
-
-def compose(run_dir: Path, overrides: list[str]) -> Any:
-    """Compose ``conf/train.yaml`` with overrides; set Hydra's runtime as @hydra.main does."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=overrides, return_hydra_config=True)
-    cfg.hydra.runtime.output_dir = str(run_dir)
-    cfg.hydra.runtime.cwd = str(ROOT)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 def best_checkpoint(run_dir: Path) -> Path:
@@ -277,6 +257,7 @@ def run_cell(
     cell: Cell, mode: Mode, work_dir: Path, cache_dir: Path, retrieval: RetrievalSets
 ) -> dict[str, Any]:
     """Train and test one cell; add the closest-string protocol for V4; return its ledger entry."""
+    from neurohash.hydra_app import compose_app
     from neurohash.train import train
 
     run_dir = work_dir / mode.name / cell.slug
@@ -284,7 +265,7 @@ def run_cell(
     resume = interrupted.exists()
     if not resume:
         shutil.rmtree(run_dir, ignore_errors=True)
-    cfg = compose(run_dir, [*cell.overrides, *plumbing(cell, run_dir, cache_dir)])
+    cfg = compose_app("train", run_dir, *cell.overrides, *plumbing(cell, run_dir, cache_dir))
     cfg.ckpt_path = str(interrupted) if resume else None
     start = time.perf_counter()
     metrics = train(cfg)

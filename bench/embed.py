@@ -97,13 +97,11 @@ def variants(args: argparse.Namespace) -> list[Variant]:
 
 def default_module(max_len: int, seed: int = 0) -> DistanceEmbeddingModule:
     """The default training config's module (``python train.py data.max_len=MAX_LEN``)."""
-    from hydra import compose, initialize_config_dir
-
+    from neurohash.hydra_app import compose_app
     from neurohash.train import build_training_module
 
     torch.manual_seed(seed)
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"data.max_len={max_len}"])
+    cfg = compose_app("train", ROOT / "outputs" / "bench_embed", f"data.max_len={max_len}")
     return build_training_module(cfg).eval()
 
 

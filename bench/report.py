@@ -232,8 +232,6 @@ def section_names(results: Path) -> list[tuple[str, str]]:
 
 def render(results: Path) -> str:
     """The whole Markdown document."""
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
     out = [
         "# Benchmarks",
         "",

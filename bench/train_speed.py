@@ -100,14 +100,13 @@ def overrides(args: argparse.Namespace, work: Path) -> list[str]:
 
 def train(args: argparse.Namespace) -> tuple[Clock, dict[str, Any]]:
     """One training run with the clock attached; the clock and the data sizes."""
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    from neurohash.hydra_app import compose_app
     from neurohash.train import build_training_module
 
     work = Path(args.workdir).resolve()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides(args, work))
+    cfg = compose_app("train", work, *overrides(args, work))
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")

@@ -6,19 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 
 from neurohash.data.cleaning import Cleaning
 from neurohash.data.fasta import SequenceRecord
 from neurohash.data.sources import load_records
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-V4_FILE = "study550_v4_amplicons.fasta.gz"
-RFAM_FILE = "rfam_5_8s_rrna.fasta.gz"
-INFLUENZA_FILE = "influenza_a_segments.fasta.gz"
+from tests.helpers import SHARED_DATA, TINY_MAX_LEN, V4_FILE, compose_train
 
 
 @pytest.fixture(scope="session")
@@ -34,45 +26,6 @@ def v4_records(shared_data: Path) -> list[SequenceRecord]:
     """400 cleaned V4 amplicon reads, reservoir-sampled (seed 0) across the whole file."""
     records, _ = load_records(shared_data / V4_FILE, Cleaning(), max_seqs=400, seed=0)
     return records
-
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def compose_train(run_dir: Path, *overrides: str) -> DictConfig:
-    """Compose `python train.py OVERRIDES` and set up Hydra's runtime as @hydra.main does."""
-    return compose_app("train", run_dir, *overrides)
-
-
-def v4_cpu_run(
-    data: Path, cache_dir: Path, seqs: int = 300, eval_size: int = 40, batch_size: int = 16
-) -> list[str]:
-    """Overrides for a quick CPU training run on ``seqs`` real V4 reads sampled from ``data``
-    (no loader workers; exact distances cached in ``cache_dir``)."""
-    return [
-        "data=fasta",
-        f"data.path={data}",
-        "data.max_len=152",
-        f"data.max_seqs={seqs}",
-        f"data.eval_size={eval_size}",
-        f"data.batch_size={batch_size}",
-        "data.num_workers=0",
-        "trainer.accelerator=cpu",
-        f"paths.cache_dir={cache_dir}",
-    ]
-
-
-def compose_app(config_name: str, run_dir: Path, *overrides: str) -> DictConfig:
-    """Compose conf/CONFIG_NAME.yaml with OVERRIDES as its entry point's @hydra.main would."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
-        overrides = (f"hydra.run.dir={run_dir}", *overrides)
-        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-    cfg.hydra.runtime.output_dir = str(run_dir)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]  # the job sees its config without the hydra node
-    return cfg
 
 
 @pytest.fixture
@@ -94,9 +47,6 @@ def v4_small(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     with gzip.open(path, "wt") as handle:
         handle.writelines(f">{rec.id}\n{rec.seq}\n" for rec in records)
     return path
-
-
-TINY_MAX_LEN = 160
 
 
 @pytest.fixture(scope="session")

@@ -5,27 +5,17 @@ are there and sane (finite %RMSE, top-k fractions in [0, 1])."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def load_bench(name: str = "accuracy") -> ModuleType:
-    """A bench script as a module (they import each other by name from bench/)."""
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    return importlib.import_module(name)
+from tests.helpers import load_bench
 
 
 def test_quick_plan_covers_every_suite() -> None:
-    bench = load_bench()
+    bench = load_bench("accuracy")
     cells = bench.plan(bench.QUICK, bench.SUITES, "cnn")
     assert {c.dataset for c in cells} == {"v4", "greengenes", "influenza"}
     assert {c.split for c in cells if c.dataset == "greengenes"} == {"random", "cluster", "clade"}
@@ -40,7 +30,7 @@ def test_quick_plan_covers_every_suite() -> None:
 def test_quick_mode_writes_json_plot_and_markdown(
     shared_data: Path, tmp_path: Path, one_thread: None
 ) -> None:
-    bench = load_bench()
+    bench = load_bench("accuracy")
     out = tmp_path / "out"
     argv = ["--quick", "--out-dir", str(out), "--work-dir", str(tmp_path / "runs"),
             "--cache-dir", str(tmp_path / "cache"), "--datasets", "v4", "--suites", "dimension",
@@ -62,7 +52,8 @@ def test_quick_mode_writes_json_plot_and_markdown(
     cs = load_bench("accuracy_tables").find(report, dataset="v4", dim=128)["closest_string"]
     assert cs["references"] == bench.QUICK.references and cs["queries"] > 0
     assert 0.0 <= cs["top1"] <= cs["top5"] <= cs["top10"] <= 1.0
-    assert (out / report["plots"]["v4"]).is_file()
+    plot = (out / report["plots"]["v4"]).read_bytes()
+    assert plot[:8] == b"\x89PNG\r\n\x1a\n" and len(plot) > 10_000
 
     text = bench.markdown(report)
     assert "NOT comparable" in text and "| linear | hyperbolic |" in text
@@ -77,7 +68,7 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(
     shared_data: Path, tmp_path: Path, one_thread: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A cell killed after training keeps its checkpoints; the rerun restores them, not epoch 0."""
-    bench = load_bench()
+    bench = load_bench("accuracy")
     cell = bench.make_cell(bench.QUICK, "v4", "linear", "hyperbolic", 4, "group")
     args = (cell, bench.QUICK, tmp_path / "runs", tmp_path / "cache", bench.RetrievalSets())
 
@@ -99,7 +90,7 @@ def test_an_interrupted_cell_resumes_from_its_last_checkpoint(
 
 def test_rerun_before_redoes_only_cells_older_than_the_date() -> None:
     """``--rerun-before`` reruns finished cells of older code; failures wait for --retry-failed."""
-    bench = load_bench()
+    bench = load_bench("accuracy")
     old = {"metrics": {"test/rmse_pct": 4.5}, "finished": "2026-11-21T14:54:34+00:00"}
     new = {**old, "finished": "2026-11-27T09:19:55+00:00"}
     failed = {"error": "FloatingPointError", "finished": "2026-11-21T14:54:34+00:00"}
@@ -116,7 +107,7 @@ def test_rerun_before_redoes_only_cells_older_than_the_date() -> None:
 def test_workers_sharing_a_ledger_keep_each_others_cells(tmp_path: Path) -> None:
     """Two processes filling one ledger (say one per encoder) never overwrite each other, and
     the run-time estimate is rewritten from the merged cells by whichever saves last."""
-    bench = load_bench()
+    bench = load_bench("accuracy")
     path = tmp_path / "accuracy.json"
     cells = bench.plan(bench.FULL, ["table"], "cnn")[:3]
     first, second = (
@@ -160,7 +151,7 @@ def test_workers_sharing_a_ledger_keep_each_others_cells(tmp_path: Path) -> None
 
 def test_cells_that_differ_only_past_the_cut_get_their_own_run_folders() -> None:
     """Long keys are cut to a file name; the epoch cap at their end must still tell them apart."""
-    bench = load_bench()
+    bench = load_bench("accuracy")
     cell = next(c for c in bench.plan(bench.FULL, ("table",), "linear") if c.dataset == "influenza")
     uncapped = bench.uncapped(cell.overrides)
     capped = [
@@ -174,7 +165,7 @@ def test_cells_that_differ_only_past_the_cut_get_their_own_run_folders() -> None
 
 
 def test_table_keeps_one_epoch_budget_and_lists_longer_runs_apart() -> None:
-    bench, tables = load_bench(), load_bench("accuracy_tables")
+    bench, tables = load_bench("accuracy"), load_bench("accuracy_tables")
     report: dict = {"mode": "full", "cells": {}, "dim_model": "linear"}
     metrics = {"data/train_seqs": 10, "data/test_seqs": 5, "data/normaliser": 152}
     for model, geometry, epochs, rmse in [

@@ -7,24 +7,14 @@ the JSON into ``benchmarks.md`` with every plot it names.
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.helpers import load_bench
+
 pytestmark = pytest.mark.slow
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def bench(name: str) -> ModuleType:
-    """A bench script as a module (they import each other by name from bench/)."""
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    return importlib.import_module(name)
 
 
 def written(path: Path) -> dict:
@@ -43,7 +33,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_distance(results: Path) -> None:
     out = results / "distance.json"
-    bench("distance").main(["--quick", "--out", str(out)])
+    load_bench("distance").main(["--quick", "--out", str(out)])
     report = written(out)
     for name in ("V4 reads (~150 bp)", "Greengenes 16S (~1.5 kb)"):
         assert [m["pairs_per_s"] > 0 for m in report[name]["methods"]] == [True] * 3
@@ -55,7 +45,7 @@ def test_distance(results: Path) -> None:
 
 def test_embed(results: Path, one_thread: None) -> None:
     out = results / "embed.json"
-    bench("embed").main(
+    load_bench("embed").main(
         [
             "--quick",
             "--device",
@@ -91,7 +81,7 @@ def test_embed(results: Path, one_thread: None) -> None:
 
 def test_train_speed(results: Path, one_thread: None, tmp_path: Path) -> None:
     out = results / "train_speed.json"
-    bench("train_speed").main(
+    load_bench("train_speed").main(
         [
             "--quick",
             "--device",
@@ -127,7 +117,7 @@ def test_search_scale(results: Path, checkpoint: Path, tmp_path: Path) -> None:
     args = ["--quick", "--ckpt", str(checkpoint), "--sizes", "300", "--queries", "8"]
     args += ["--candidates", "20", "--refine", "2", "--minhash-perm", "32"]
     args += ["--workdir", str(tmp_path), "--out", str(out)]
-    bench("search_scale").main(args)
+    load_bench("search_scale").main(args)
     (size,) = written(out)["sizes"]
     assert size["regions"] == size["database"]["regions"] == 300 and not size["build_reused"]
     assert size["database"]["bytes_per_region"] > 16  # a 128-bit code, its posting and sequence
@@ -139,7 +129,9 @@ def test_search_scale(results: Path, checkpoint: Path, tmp_path: Path) -> None:
 
     shards = sorted((tmp_path / "n300" / "shards").glob("shard-*"))
     written_at = [path.stat().st_mtime_ns for path in shards]
-    bench("search_scale").main([*args, "--reuse-build"])  # predict.py resumes: nothing re-embedded
+    load_bench("search_scale").main(
+        [*args, "--reuse-build"]
+    )  # predict.py resumes: nothing re-embedded
     (again,) = written(out)["sizes"]
     assert again["build_reused"] and [p.stat().st_mtime_ns for p in shards] == written_at
     flat = lambda s: [m["recall@10"] for m in s["methods"] if m["index"] == "flat"]  # noqa: E731
@@ -149,7 +141,7 @@ def test_search_scale(results: Path, checkpoint: Path, tmp_path: Path) -> None:
 def test_report(results: Path, tmp_path: Path) -> None:
     """Runs after the benchmarks above (file order): every JSON becomes a section."""
     md = tmp_path / "benchmarks.md"
-    bench("report").main(["--results", str(results), "--out", str(md)])
+    load_bench("report").main(["--results", str(results), "--out", str(md)])
     text = md.read_text()
     for heading in (
         "## Exact edit distance",

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from neurohash.train import train
-from tests.conftest import compose_train, v4_cpu_run
+from tests.helpers import compose_train, v4_cpu_run
 
 pytestmark = pytest.mark.slow
 

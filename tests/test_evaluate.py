@@ -9,7 +9,7 @@ import pytest
 
 from neurohash.data.fasta import SequenceFileError
 from neurohash.evaluate import evaluate, undefined_note
-from tests.conftest import V4_FILE
+from tests.helpers import V4_FILE
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from neurohash.train import train
-from tests.conftest import compose_train
+from tests.helpers import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]
 V4 = ROOT.parent / "shared" / "data" / "study550_v4_amplicons.fasta.gz"

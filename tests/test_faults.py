@@ -16,7 +16,7 @@ import pytest
 
 from neurohash.database import Database, build_database
 from neurohash.predict import MANIFEST, predict
-from tests.conftest import V4_FILE, compose_app
+from tests.helpers import V4_FILE, compose_app
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIES = 3

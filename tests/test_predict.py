@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from neurohash.checkpoint import load_module, model_fingerprint
 from neurohash.data.fasta import SequenceFileError, iter_records
@@ -30,7 +30,7 @@ from neurohash.data.tokens import encode
 from neurohash.database import Database, build_database
 from neurohash.hashing import pack_codes
 from neurohash.predict import MANIFEST, PredictError, file_sha256, predict, shard_schema
-from tests.conftest import INFLUENZA_FILE, V4_FILE, compose_app
+from tests.helpers import INFLUENZA_FILE, V4_FILE, compose_app
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LEN = 160
@@ -372,4 +372,5 @@ def test_predict_script(checkpoint: Path, inputs: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["rows"] == N_READS and len(manifest["shards"]) == 2
-    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    composed = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert composed.output_dir == str(out) and composed.shard_size == 100

@@ -14,7 +14,7 @@ import pytest
 from neurohash.data.fasta import iter_records
 from neurohash.data.mutation import MutationRates, mutate
 from neurohash.data.regions import MAX_HASH, kmer_hashes, mix64, sample_regions, sliding_min
-from tests.conftest import INFLUENZA_FILE
+from tests.helpers import INFLUENZA_FILE
 
 K = 15
 

@@ -31,7 +31,7 @@ import torch
 from neurohash.data.fasta import iter_records
 from neurohash.predict import MANIFEST, predict
 from slurm.local_cluster import Cluster, ClusterError, start_cluster
-from tests.conftest import INFLUENZA_FILE, compose_app
+from tests.helpers import INFLUENZA_FILE, compose_app
 
 pytestmark = pytest.mark.slow
 

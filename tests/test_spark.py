@@ -24,7 +24,7 @@ from neurohash.data.sources import expand_inputs
 from neurohash.database import CODES_FILE, POSTINGS_FILE, Database, build_database
 from neurohash.errors import EXIT_USER_ERROR
 from neurohash.predict import MANIFEST, predict
-from tests.conftest import INFLUENZA_FILE, V4_FILE, compose_app
+from tests.helpers import INFLUENZA_FILE, V4_FILE, compose_app
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,7 @@ from wandb.proto import wandb_internal_pb2
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 
 from neurohash.train import train
-from tests.conftest import compose_train, v4_cpu_run
+from tests.helpers import compose_train, v4_cpu_run
 
 with warnings.catch_warnings():  # sweeps 0.2 declares a pydantic-v1 config key
     warnings.simplefilter("ignore")
@@ -116,7 +116,8 @@ def test_sweep_files_are_valid_wandb_sweeps() -> None:
     for path in SWEEP_FILES:
         sweep = load_sweep(path)
         assert sweeps.schema_violations_from_proposed_config(sweep) == [], path.name
-        assert sweep["program"] == "train.py" and (ROOT / sweep["program"]).is_file()
+        assert sweep["program"] == "train.py"
+        assert "@hydra.main" in (ROOT / sweep["program"]).read_text()  # the Hydra entry point
         assert "${args_no_hyphens}" in sweep["command"], path.name  # Hydra rejects --key=value
         assert ("srun" in sweep["command"]) == path.stem.endswith("_slurm"), path.name
     methods = {load_sweep(path)["method"] for path in SWEEP_FILES}

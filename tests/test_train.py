@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from neurohash.checkpoint import WEIGHTS_DIGEST, load_module, weights_sha256
 from neurohash.train import build_training_module, train
-from tests.conftest import compose_train, v4_cpu_run
+from tests.helpers import compose_train, v4_cpu_run
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["linear", "mlp", "cnn", "gru", "transformer", "transformer_local", "kmer"]
@@ -40,7 +41,8 @@ def test_every_model_and_geometry_trains_without_nan(
     for key in ("rmse_pct", "mae", "spearman", "top1", "top5", "top10"):
         assert math.isfinite(metrics[f"test/{key}"]), (key, metrics)
         assert math.isfinite(metrics[f"baseline/{key}"]), (key, metrics)
-    assert (tmp_path / "metrics.json").exists()
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["test/rmse_pct"] == pytest.approx(metrics["test/rmse_pct"])
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp", "cnn", "gru", "transformer"])
@@ -65,9 +67,15 @@ def test_train_writes_run_directory_and_repeats_exactly(v4_small: Path, tmp_path
     first = train(compose_train(tmp_path / "a", *small_v4(v4_small, tmp_path / "a", *overrides)))
     second = train(compose_train(tmp_path / "b", *small_v4(v4_small, tmp_path / "b", *overrides)))
     run = tmp_path / "a"
-    assert (run / "checkpoints" / "last.ckpt").exists()
+    assert (
+        load_module(run / "checkpoints" / "last.ckpt")
+        .hparams.config["model"]["_target_"]
+        .endswith("CNNEncoder")
+    )
     assert any(p.name.startswith("best") for p in (run / "checkpoints").iterdir())
-    assert (run / "config.yaml").exists() and (run / "pred_vs_true.png").stat().st_size > 10_000
+    assert OmegaConf.load(run / "config.yaml").trainer.max_epochs == 2
+    assert (run / "pred_vs_true.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "pred_vs_true.png").stat().st_size > 10_000
     written = json.loads((run / "metrics.json").read_text())
     for key in ("rmse_pct", "mae", "spearman", "top1", "top5", "top10"):
         assert f"test/{key}" in written and f"baseline/{key}" in written

@@ -47,6 +47,7 @@ from neurohash.data.fasta import SequenceFileError, iter_records
 from neurohash.data.tokens import encode
 from neurohash.database import build_database, check_destination, code_matrix, shards_manifest
 from neurohash.errors import NeurohashError
+from neurohash.hydra_app import CONFIG_DIR
 from neurohash.predict import (
     PredictJob,
     ShardProgress,
@@ -89,7 +90,6 @@ class SparkBuildError(NeurohashError, RuntimeError):
 # the job ----------------------------------------------------------------------------------------
 
 
-PREDICT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "predict.yaml"
 JOB_KEYS = ("batch_size", "shard_size", "store_embeddings", "store_sequences", "regions")
 
 
@@ -102,7 +102,7 @@ def job_config(
     ``predict.build_job`` then decides cleaning, regions and the job's identity for Spark exactly
     as for Lightning.
     """
-    defaults = OmegaConf.load(PREDICT_CONFIG)
+    defaults = OmegaConf.load(CONFIG_DIR / "predict.yaml")
     cfg = OmegaConf.create({key: defaults[key] for key in JOB_KEYS})
     given = {key: value for key, value in settings.items() if value is not None}
     given["regions"] = {k: v for k, v in (given.get("regions") or {}).items() if v is not None}

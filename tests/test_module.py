@@ -1,0 +1,55 @@
+"""DistanceEmbeddingModule: the closed-form output scale and evaluation on known matrices."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from neurohash.losses import MSEDistanceLoss
+from neurohash.models.encoders.linear import LinearEncoder
+from neurohash.models.geometry import Euclidean
+from neurohash.module import DistanceEmbeddingModule
+
+MAX_LEN, DIM, L = 12, 4, 10
+
+
+def module() -> DistanceEmbeddingModule:
+    torch.manual_seed(0)
+    return DistanceEmbeddingModule(LinearEncoder(DIM, MAX_LEN), Euclidean(), MSEDistanceLoss(), L)
+
+
+def test_fit_scale_recovers_a_known_scale() -> None:
+    """Targets made as 0.37 x the unscaled distance (in ED / L): least squares gives 0.37."""
+    model = module()
+    tokens = torch.randint(0, 4, (8, MAX_LEN))
+    pairs = torch.tensor([[0, 1], [2, 3], [4, 5], [6, 7], [0, 7]])
+    with torch.no_grad():
+        model.geometry.log_scale.zero_()
+        raw = model.pair_distances(tokens, pairs)
+    batch = {"tokens": tokens, "pairs": pairs, "edit_distance": 0.37 * raw * L}
+    assert model.fit_scale([batch, batch]) == pytest.approx(0.37, rel=1e-5)
+    assert model.geometry.scale.item() == pytest.approx(0.37, rel=1e-5)
+
+
+def test_matrix_metrics_on_points_of_a_line() -> None:
+    """Embeddings at 0, 1, ..., 11 on one axis; exact distances L x |i - j| (scale 1): the
+    model's distances are exact, so %RMSE and MAE are 0 and the ranking is perfect."""
+    model = module()
+    with torch.no_grad():
+        model.geometry.log_scale.zero_()
+    emb = torch.zeros(12, DIM)
+    emb[:, 0] = torch.arange(12.0)
+    exact = np.abs(np.arange(12)[:, None] - np.arange(12)[None, :]) * L
+    metrics, pred = model.matrix_metrics(emb, exact)
+    assert pred == pytest.approx(exact / L, abs=1e-5)
+    assert metrics["rmse_pct"] == pytest.approx(0.0, abs=1e-3)
+    assert metrics["mae"] == pytest.approx(0.0, abs=1e-3)
+    assert metrics["spearman"] == pytest.approx(1.0)
+    shifted, _ = model.matrix_metrics(emb * 1.5, exact)  # 1.5x too far: error 0.5 |i - j|
+    pairs = np.abs(np.subtract.outer(np.arange(12), np.arange(12)))[np.triu_indices(12, 1)]
+    assert shifted["rmse_pct"] == pytest.approx(100 * math.sqrt(np.mean((0.5 * pairs) ** 2)))
+    assert shifted["spearman"] == pytest.approx(1.0)  # ranks unchanged
+    assert {"hash_spearman", "hash_top1", "hash_recall10_at10"} <= set(metrics)
