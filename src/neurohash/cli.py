@@ -287,7 +287,8 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    check_query_file(args.queries)
+    if args.queries != "-" and not os.path.isfile(args.queries):  # before the model loads
+        raise NeurohashError(f"{args.queries}: no such file (or not a file)")
     if args.ckpt is not None and not os.path.isfile(args.ckpt):
         raise NeurohashError(f"{args.ckpt}: no such checkpoint")
     from neurohash.database import Database
@@ -300,17 +301,6 @@ def run_search(args: argparse.Namespace) -> int:
     with output_file(args.output or "-") as out:
         search_file(db, module, args.queries, out, k=args.k, batch_size=args.batch_size, **options)
     return 0
-
-
-def check_query_file(path: str) -> None:
-    from neurohash.data.fasta import STDIN
-
-    if path == STDIN:
-        return
-    if not os.path.exists(path):
-        raise NeurohashError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise NeurohashError(f"{path}: is a directory, expected a FASTA/FASTQ file")
 
 
 # stats ------------------------------------------------------------------------------------------
