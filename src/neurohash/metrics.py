@@ -13,6 +13,7 @@ over the same sequences; pairs are the upper triangle (i < j).
   are its references; ties at the 10th distance count as true) is among its C nearest by Hamming
   distance (ties in FAISS's order, by position). Since an exact re-rank of those C puts the found
   ones first, it is also recall@10 after exact re-ranking of the Hamming top C, no float refine.
+  Left out for a C not smaller than the set (1 trivially), so no metric is NaN by design.
 """
 
 from __future__ import annotations
@@ -84,10 +85,10 @@ def candidate_recall(
     dist: np.ndarray, exact: np.ndarray, k: int = RECALL_K, candidates: tuple[int, ...] = CANDIDATES
 ) -> dict[str, float]:
     """Mean fraction of each sequence's exact top ``k`` found among its ``C`` nearest by ``dist``
-    (square matrices over the same sequences; each sequence queries all the others). Undefined
-    (NaN) where ``C`` is not smaller than the references, which would make it 1 trivially."""
+    (square matrices over the same sequences; each sequence queries all the others). A ``C``
+    not smaller than the number of references would give 1 trivially: it is left out."""
     n = len(exact)
-    out = {f"recall{k}_at{c}": float("nan") for c in candidates}
+    out: dict[str, float] = {}
     if n - 1 <= k:
         return out
     off_diagonal = ~np.eye(n, dtype=bool)
