@@ -12,7 +12,7 @@ are real sequences (V4 reads from ../shared/data, Greengenes 13_8), cycled to fi
    predict loop's batch of 256 (the baseline every ratio is relative to), fp32 and bf16 autocast
    at a large batch and, with ``--compile`` (the default on CUDA), ``torch.compile``.
 2. **Data path**: strings -> ``neurohash.data.tokens.encode`` in DataLoader workers (uint8
-   tokens, pinned memory on CUDA) -> ``neurohash.predict.hash_tokens`` (embedding, hash head,
+   tokens, pinned memory on CUDA) -> ``neurohash.index.job.hash_tokens`` (embedding, hash head,
    packed codes back on the host), the predict loop's own step, for the fastest variant.
 3. **FLOPs**: ``torch.utils.flop_counter`` on one forward pass (matmuls and attention) gives the
    FLOPs per sequence; achieved TFLOP/s over ``--peak-tflops`` is the fraction of the device's
@@ -51,8 +51,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from neurohash.data.cleaning import Cleaning
 from neurohash.data.sources import load_records
 from neurohash.data.tokens import encode
+from neurohash.index.job import hash_tokens
 from neurohash.module import DistanceEmbeddingModule
-from neurohash.predict import hash_tokens
 
 SETS = {  # key -> (name, source, cleaning, max_len)
     "v4": (

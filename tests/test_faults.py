@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from neurohash.database import Database, build_database
-from neurohash.predict import MANIFEST, predict
+from neurohash.index.shards import MANIFEST
+from neurohash.predict import predict
 from tests.helpers import V4_FILE, compose_app
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,8 +28,10 @@ from neurohash.data.fasta import SequenceFileError, iter_records
 from neurohash.data.regions import sample_regions
 from neurohash.data.tokens import encode
 from neurohash.database import Database, build_database
+from neurohash.files import file_sha256
 from neurohash.hashing import pack_codes
-from neurohash.predict import MANIFEST, PredictError, file_sha256, predict, shard_schema
+from neurohash.index.shards import MANIFEST, ShardError, shard_schema
+from neurohash.predict import predict
 from tests.helpers import INFLUENZA_FILE, V4_FILE, compose_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,7 +233,7 @@ def test_resume_after_kill(baseline: Path, checkpoint: Path, inputs: Path, tmp_p
 
 
 def test_other_job_in_output_dir_is_refused(baseline: Path, checkpoint: Path, inputs: Path):
-    with pytest.raises(PredictError, match="another job"):
+    with pytest.raises(ShardError, match="another job"):
         run_predict(checkpoint, inputs, baseline, "regions.density=2")
 
 
@@ -249,7 +251,7 @@ def test_an_input_edited_in_place_is_not_resumed(
     swapped = "C" if text[first_base] != "C" else "G"
     flu.write_text(text[:first_base] + swapped + text[first_base + 1 :])
     assert flu.stat().st_size == (inputs / "b_flu.fasta").stat().st_size
-    with pytest.raises(PredictError, match="input content"):
+    with pytest.raises(ShardError, match="input content"):
         run_predict(checkpoint, edited, out)
 
 
@@ -260,14 +262,14 @@ def test_a_database_or_other_files_are_never_overwritten(
     db_dir = tmp_path / "db"
     build_database(baseline, db_dir)
     manifest = (db_dir / MANIFEST).read_text()
-    with pytest.raises(PredictError, match=f"{db_dir}: holds"):
+    with pytest.raises(ShardError, match=f"{db_dir}: holds"):
         run_predict(checkpoint, inputs, db_dir)
     assert (db_dir / MANIFEST).read_text() == manifest
     Database.open(db_dir)
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
-    with pytest.raises(PredictError, match="notes.txt"):
+    with pytest.raises(ShardError, match="notes.txt"):
         run_predict(checkpoint, inputs, mine)
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
 

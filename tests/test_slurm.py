@@ -29,7 +29,8 @@ import pytest
 import torch
 
 from neurohash.data.fasta import iter_records
-from neurohash.predict import MANIFEST, predict
+from neurohash.index.shards import MANIFEST
+from neurohash.predict import predict
 from slurm.local_cluster import Cluster, ClusterError, start_cluster
 from tests.helpers import INFLUENZA_FILE, compose_app
 

@@ -23,7 +23,8 @@ from neurohash.data.fasta import iter_records
 from neurohash.data.sources import expand_inputs
 from neurohash.database import CODES_FILE, POSTINGS_FILE, Database, build_database
 from neurohash.errors import EXIT_USER_ERROR
-from neurohash.predict import MANIFEST, predict
+from neurohash.index.shards import MANIFEST
+from neurohash.predict import predict
 from tests.helpers import INFLUENZA_FILE, V4_FILE, compose_app
 
 pytestmark = pytest.mark.slow

@@ -4,16 +4,16 @@ The same result as ``python predict.py`` followed by ``neurohash index``, with S
 distributed work (``local[*]`` unless ``--master`` or ``spark-submit`` names a cluster):
 
 1. **regions**: one task per input file reads it with neurohash's own FASTA/FASTQ reader (Spark
-   has none) and cleans and cuts every record with ``predict.record_regions``; a count per file
+   has none) and cleans and cuts every record with ``index.job.record_regions``; a count per file
    then turns (file, position) into the predict loop's global record number, hence its shard;
 2. **counts**: rows, kept and dropped records per shard, for the shards' markers;
 3. **embedding**: regions are numbered in the predict loop's order and grouped into its batches
    of ``batch_size``; each batch is embedded in an executor's Python worker by
-   ``predict.hash_tokens``, the model loaded once per worker. Same batches, same arithmetic: codes
+   ``index.job.hash_tokens``, the model loaded once per worker. Same batches, same arithmetic: codes
    and embeddings are bit-identical to a single-process predict run (``num_workers`` 0 or 1, one
    device) with the same batch size, whatever the partitioning;
 4. **shards**: one task per shard writes it and its marker with the predict loop's own writer, and
-   the driver writes the manifest (``predict.write_manifest``): the shard directory is exactly
+   the driver writes the manifest (``index.shards.write_manifest``): the shard directory is exactly
    what ``python predict.py`` writes, finished shards are skipped when a killed build is rerun;
 5. **database**: Spark de-duplicates the codes (a group-by on the code) and numbers them in byte
    order; ``database.build_database`` verifies the shards and writes postings, codes, FAISS index
@@ -48,17 +48,19 @@ from neurohash.data.tokens import encode
 from neurohash.database import build_database, check_destination, code_matrix, shards_manifest
 from neurohash.errors import NeurohashError
 from neurohash.hydra_app import CONFIG_DIR
-from neurohash.predict import (
+from neurohash.index.job import (
     PredictJob,
-    ShardProgress,
     build_job,
-    finished_shards,
     hash_tokens,
     input_files,
     job_schema,
     manifest_base,
-    prediction_table,
     record_regions,
+)
+from neurohash.index.shards import (
+    ShardProgress,
+    finished_shards,
+    prediction_table,
     write_manifest,
     write_shard,
 )
@@ -99,7 +101,7 @@ def job_config(
     """The settings of a predict run: ``conf/predict.yaml``'s defaults, as ``python predict.py``
     has them, with ``settings`` (its keys; ``regions`` a dict of its keys) where not None.
 
-    ``predict.build_job`` then decides cleaning, regions and the job's identity for Spark exactly
+    ``index.job.build_job`` then decides cleaning, regions and the job's identity for Spark exactly
     as for Lightning.
     """
     defaults = OmegaConf.load(CONFIG_DIR / "predict.yaml")
@@ -139,7 +141,7 @@ def spark_index(
     shards_dir.mkdir(parents=True, exist_ok=True)
     with spark_session(master, conf or {}) as spark, executor_errors():
         write_shards(spark, job, shards_dir, str(cfg.ckpt_path), device)
-        write_manifest(shards_dir, job, manifest_base(cfg, job))
+        write_manifest(shards_dir, job.key, manifest_base(cfg, job))
         dedupe = functools.partial(spark_dedupe, spark, shards_dir)
         return build_database(shards_dir, db_dir, index, cfg.ckpt_path, overwrite, dedupe=dedupe)
 
@@ -227,7 +229,7 @@ def write_shards(
 
 def read_regions(job: PredictJob, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Region rows of the files whose numbers arrive, each record cleaned and cut as the predict
-    loop does (``predict.record_regions``); a dropped record keeps one row without a region."""
+    loop does (``index.job.record_regions``); a dropped record keeps one row without a region."""
     for batch in batches:
         for file in batch["id"].tolist():
             rows: list[tuple] = []
@@ -338,7 +340,7 @@ def embed(
 
 
 def embed_batch(job: PredictJob, ckpt: str, device: str, batch: pd.DataFrame) -> pd.DataFrame:
-    """One predict batch, in the predict loop's order, through ``predict.hash_tokens``."""
+    """One predict batch, in the predict loop's order, through ``index.job.hash_tokens``."""
     batch = batch.sort_values(["record", "region_start"], ignore_index=True)
     model = worker_model(ckpt, job.fingerprint, device)
     tokens = encode(batch["sequence"].tolist(), job.max_len, torch.uint8).to(model.device)

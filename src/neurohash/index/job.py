@@ -1,0 +1,178 @@
+"""What a predict job is, for the predict loop and the Spark build alike: its settings and
+identity (``PredictJob``), which regions a record gets (``record_regions``) and which code and
+embedding a region gets (``hash_tokens``), so both write the same shards."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from omegaconf import DictConfig
+
+from neurohash import __version__
+from neurohash.checkpoint import model_fingerprint, stored_cleaning
+from neurohash.data.cleaning import Cleaning, clean_sequence, inference_cleaning
+from neurohash.data.fasta import SequenceRecord, iter_records
+from neurohash.data.regions import sample_regions
+from neurohash.data.sources import expand_inputs
+from neurohash.errors import NeurohashError
+from neurohash.files import file_sha256
+from neurohash.hashing import pack_codes
+from neurohash.index.shards import FORMAT, FORMAT_VERSION, shard_schema
+from neurohash.module import DistanceEmbeddingModule
+
+
+class PredictError(NeurohashError, ValueError):
+    """Settings or an output directory a predict run cannot use; the message says which."""
+
+
+@dataclass(frozen=True)
+class RegionSettings:
+    """Region sampling of long sequences (see ``neurohash.data.regions.sample_regions``)."""
+
+    window: int
+    density: float
+    k: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class PredictJob:
+    """Everything that decides what the shards hold; picklable, so it travels to every rank."""
+
+    files: tuple[str, ...]
+    cleaning: Cleaning
+    regions: RegionSettings
+    max_len: int
+    shard_size: int
+    batch_size: int
+    store_embeddings: bool
+    store_sequences: bool
+    fingerprint: str
+    code_bits: int
+    embedding_dim: int
+
+    @functools.cached_property
+    def key(self) -> str:
+        """Identity of the job: shards written under another key must not be mixed in. It covers
+        every input file's sha256, so a resumed run never keeps codes of an input edited in place
+        (hashing runs at ~1.5 GB/s, far faster than embedding the same bases)."""
+        fields = dataclasses.asdict(self)
+        fields.pop("batch_size")  # batching changes no row
+        fields["file_sha256"] = [file_sha256(f) for f in self.files]  # content, not size
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def input_files(pattern: str) -> list[str]:
+    """The files of a path or glob, each checked readable as FASTA/FASTQ up to its first record.
+
+    Fails here, in the launching process and before any model work, with the file's name.
+    """
+    files = expand_inputs(pattern)
+    for path in files:
+        next(iter(iter_records(path)))  # raises SequenceFileError naming the file
+    return files
+
+
+def prediction_cleaning(module: DistanceEmbeddingModule, ckpt_path: str) -> tuple[Cleaning, int]:
+    """The checkpoint's cleaning as inference applies it (``inference_cleaning``) and max_len."""
+    cleaning, max_len = stored_cleaning(module, ckpt_path)
+    return inference_cleaning(cleaning), max_len
+
+
+def region_settings(cfg: DictConfig, max_len: int) -> RegionSettings:
+    window = int(cfg.window) if cfg.get("window") is not None else max_len
+    if not 1 <= window <= max_len:
+        raise PredictError(f"regions.window={window} must be in 1..{max_len} (the model's max_len)")
+    return RegionSettings(window, float(cfg.density), int(cfg.k), int(cfg.get("seed", 0)))
+
+
+def build_job(cfg: DictConfig, module: DistanceEmbeddingModule, files: list[str]) -> PredictJob:
+    cleaning, max_len = prediction_cleaning(module, str(cfg.ckpt_path))
+    if int(cfg.shard_size) < 1 or int(cfg.batch_size) < 1:
+        raise PredictError("shard_size and batch_size must be positive")
+    return PredictJob(
+        files=tuple(files),
+        cleaning=cleaning,
+        regions=region_settings(cfg.regions, max_len),
+        max_len=max_len,
+        shard_size=int(cfg.shard_size),
+        batch_size=int(cfg.batch_size),
+        store_embeddings=bool(cfg.store_embeddings),
+        store_sequences=bool(cfg.store_sequences),
+        fingerprint=model_fingerprint(module),
+        code_bits=int(module.hashing.bits),
+        embedding_dim=int(module.encoder.embedding_dim),
+    )
+
+
+def record_regions(
+    rec: SequenceRecord, job: PredictJob
+) -> tuple[str | None, str, list[tuple[int, int]]]:
+    """(cleaned sequence or None, cleaning verdict, regions) of one record.
+
+    The one place that decides which rows a record gets, shared by this loop and the Spark build
+    (``neurohash.spark``) so both write the same shards.
+    """
+    seq, reason = clean_sequence(rec, job.cleaning)
+    if seq is None:
+        return None, reason, []
+    r = job.regions
+    return seq, reason, sample_regions(seq, r.window, r.density, r.k, r.seed)
+
+
+def job_schema(job: PredictJob) -> pa.Schema:
+    dim = job.embedding_dim if job.store_embeddings else None
+    return shard_schema(job.code_bits, dim, job.store_sequences)
+
+
+def manifest_base(cfg: DictConfig, job: PredictJob) -> dict[str, Any]:
+    """The manifest's description of model, inputs and settings (shards are added at the end)."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "neurohash_version": __version__,
+        "checkpoint": os.path.abspath(str(cfg.ckpt_path)),
+        "model_fingerprint": job.fingerprint,
+        "code_bits": job.code_bits,
+        "embedding_dim": job.embedding_dim,
+        "max_len": job.max_len,
+        "store_embeddings": job.store_embeddings,
+        "store_sequences": job.store_sequences,
+        "input": str(cfg.input),
+        "input_files": list(job.files),
+        "regions": dataclasses.asdict(job.regions),
+        "cleaning": dataclasses.asdict(job.cleaning),
+        "shard_size": job.shard_size,
+        "job": job.key,
+    }
+
+
+def hash_tokens(
+    model: DistanceEmbeddingModule, tokens: torch.Tensor, store_embeddings: bool
+) -> dict[str, np.ndarray]:
+    """Packed codes (and float16 embeddings) of one batch of encoded regions.
+
+    The one definition of a row's code and embedding, shared by this loop and the Spark build;
+    the caller runs it in inference mode. An empty batch (one that only reports finished shards)
+    gives empty arrays.
+    """
+    bits, dim = model.hashing.bits, model.encoder.embedding_dim
+    if len(tokens) == 0:
+        return {
+            "code": np.zeros((0, bits // 8), dtype=np.uint8),
+            "embedding": np.zeros((0, dim), dtype=np.float16),
+        }
+    emb = model(tokens)
+    out = {"code": pack_codes(model.codes_of(emb))}  # the module's own definition
+    if store_embeddings:
+        out["embedding"] = emb.float().cpu().numpy().astype(np.float16)
+    return out
