@@ -24,6 +24,7 @@ from neurohash.database import (
     choose_index,
     verify_database,
 )
+from neurohash.index.shards import ShardError
 from neurohash.search import search
 
 BITS = 32
@@ -224,7 +225,7 @@ def test_corrupt_shard_is_refused_and_nothing_is_left(shards: Path, tmp_path: Pa
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0xFF
     shard.write_bytes(bytes(data))
-    with pytest.raises(DatabaseError, match=r"shard-00001\.parquet.*sha256"):
+    with pytest.raises(ShardError, match=r"shard-00001\.parquet.*sha256"):
         build_database(shards, tmp_path / "db")
     assert not (tmp_path / "db").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".db")]  # no temp dirs
@@ -234,12 +235,12 @@ def test_missing_shard_and_wrong_row_count_are_refused(shards: Path, tmp_path: P
     manifest = json.loads((shards / "manifest.json").read_text())
     manifest["shards"][0]["rows"] += 1
     (shards / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(DatabaseError, match="rows, the manifest says"):
+    with pytest.raises(ShardError, match="rows, the manifest says"):
         build_database(shards, tmp_path / "db")
     (shards / "shard-00000.parquet").unlink()
-    with pytest.raises(DatabaseError, match="missing"):
+    with pytest.raises(ShardError, match="missing"):
         build_database(shards, tmp_path / "db")
-    with pytest.raises(DatabaseError, match="no such shards directory"):
+    with pytest.raises(ShardError, match="no such shards directory"):
         build_database(tmp_path / "nowhere", tmp_path / "db")
 
 
@@ -293,7 +294,7 @@ def test_code_width_must_match_manifest(tmp_path: Path) -> None:
     manifest = json.loads((shards / "manifest.json").read_text())
     manifest["code_bits"] = 32
     (shards / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(DatabaseError, match="fixed_size_binary"):
+    with pytest.raises(ShardError, match="fixed_size_binary"):
         build_database(shards, tmp_path / "db")
 
 

@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 from neurohash import __version__
 from neurohash.errors import NeurohashError, one_line
 from neurohash.files import file_sha256
+from neurohash.index.shards import ShardError, read_manifest, read_shards, shards_manifest
 
 if TYPE_CHECKING:
     import faiss
@@ -73,7 +74,6 @@ POSTING_COLUMNS = (
     "sequence",
     "embedding",
 )
-REQUIRED_SHARD_COLUMNS = ("seq_id", "source", "region_start", "region_end", "code")
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 9}
 
 
@@ -100,77 +100,11 @@ def edits_per_bit(module: DistanceEmbeddingModule) -> float | None:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``, with errors that name the file."""
-    if not path.is_file():
-        raise DatabaseError(f"{path}: no such file")
+    """A database manifest (a JSON object); errors name the file."""
     try:
-        value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatabaseError(f"{path}: not a readable JSON manifest ({exc})") from exc
-    if not isinstance(value, dict):
-        raise DatabaseError(f"{path}: manifest is not a JSON object")
-    return value
-
-
-def shards_manifest(shards_dir: str | os.PathLike) -> dict[str, Any]:
-    """The predict loop's manifest, checked for the fields the database relies on."""
-    path = Path(shards_dir) / MANIFEST
-    if not Path(shards_dir).is_dir():
-        raise DatabaseError(f"{shards_dir}: no such shards directory")
-    manifest = read_json(path)
-    for key in ("model_fingerprint", "code_bits", "shards"):
-        if key not in manifest:
-            raise DatabaseError(f"{path}: manifest lacks '{key}'")
-    if int(manifest["code_bits"]) % 8:
-        raise DatabaseError(f"{path}: code_bits {manifest['code_bits']} is not a multiple of 8")
-    if not manifest["shards"]:
-        raise DatabaseError(f"{path}: lists no shards")
-    return manifest
-
-
-def verify_shard(shards_dir: Path, entry: dict[str, Any]) -> Path:
-    """The shard's path, after checking it exists and matches its manifest checksum and rows."""
-    path = shards_dir / entry["file"]
-    if not path.is_file():
-        raise DatabaseError(f"{path}: listed in the manifest but missing")
-    if file_sha256(path) != entry["sha256"]:
-        raise DatabaseError(f"{path}: sha256 does not match the manifest (corrupt or replaced)")
-    rows = pq.ParquetFile(path).metadata.num_rows
-    if rows != int(entry["rows"]):
-        raise DatabaseError(f"{path}: {rows} rows, the manifest says {entry['rows']}")
-    return path
-
-
-def read_shard(path: Path, code_bytes: int) -> pa.Table:
-    """The posting columns (sequences and embeddings where stored) and codes of one shard."""
-    schema = pq.read_schema(path)
-    missing = [name for name in REQUIRED_SHARD_COLUMNS if name not in schema.names]
-    if missing:
-        raise DatabaseError(f"{path}: shard lacks columns {missing}")
-    if schema.field("code").type != pa.binary(code_bytes):
-        raise DatabaseError(
-            f"{path}: code column is {schema.field('code').type}, expected "
-            f"fixed_size_binary({code_bytes}) for the manifest's code_bits"
-        )
-    columns = [name for name in (*POSTING_COLUMNS, "code") if name in schema.names]
-    table = pq.read_table(path, columns=columns)
-    if table.column("code").null_count:
-        raise DatabaseError(f"{path}: {table.column('code').null_count} rows have no code")
-    return table
-
-
-def read_shards(shards_dir: str | os.PathLike, manifest: dict[str, Any]) -> pa.Table:
-    """All verified shards as one table (same columns in every shard, else an error)."""
-    shards_dir = Path(shards_dir)
-    code_bytes = int(manifest["code_bits"]) // 8
-    tables = [read_shard(verify_shard(shards_dir, e), code_bytes) for e in manifest["shards"]]
-    names = tables[0].column_names
-    for entry, table in zip(manifest["shards"], tables, strict=True):
-        if table.column_names != names:
-            raise DatabaseError(
-                f"{shards_dir / entry['file']}: columns {table.column_names} differ from {names}"
-            )
-    return pa.concat_tables(tables, promote_options="permissive")
+        return read_manifest(path)
+    except ShardError as exc:
+        raise DatabaseError(str(exc)) from exc
 
 
 def code_matrix(column: pa.ChunkedArray | pa.Array, code_bytes: int) -> np.ndarray:
@@ -333,7 +267,7 @@ def build_database(
     check_destination(db_dir, overwrite, (shards_dir,))
     ckpt = resolve_checkpoint(checkpoint, manifest)
     model = model_record(ckpt, manifest) if ckpt is not None else None
-    rows = read_shards(shards_dir, manifest)
+    rows = read_shards(shards_dir, manifest, POSTING_COLUMNS)
     codes, code_id = dedupe(rows, int(manifest["code_bits"]) // 8)
     postings = postings_table(rows, code_id)
     kind = choose_index(index, len(codes))
@@ -737,7 +671,8 @@ def check_counts(
     for name, value in actual.items():
         if counts.get(name) != value:
             raise DatabaseError(
-                f"{path / MANIFEST}: counts {name} = {counts.get(name)!r}, the data holds {value}"
+                f"{path / MANIFEST}: counts {name} = {counts.get(name)!r}, the data holds {value} "
+                "(edited, or counted by an older neurohash: rebuild the database)"
             )
 
 

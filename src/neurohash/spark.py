@@ -45,7 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 from neurohash.checkpoint import load_module, model_fingerprint
 from neurohash.data.fasta import SequenceFileError, iter_records
 from neurohash.data.tokens import encode
-from neurohash.database import build_database, check_destination, code_matrix, shards_manifest
+from neurohash.database import build_database, check_destination, code_matrix
 from neurohash.errors import NeurohashError
 from neurohash.hydra_app import CONFIG_DIR
 from neurohash.index.job import (
@@ -61,6 +61,7 @@ from neurohash.index.shards import (
     ShardProgress,
     finished_shards,
     prediction_table,
+    shards_manifest,
     write_manifest,
     write_shard,
 )

@@ -14,6 +14,7 @@ file matches the sha256 in its marker and the marker names the same job, so a re
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,8 +35,12 @@ MARKER_SUFFIX = ".done.json"
 PARQUET_COMPRESSION = "zstd"
 
 
+REQUIRED_COLUMNS = ("seq_id", "source", "region_start", "region_end", "code")
+
+
 class ShardError(NeurohashError, ValueError):
-    """A shard directory a run cannot use (another job's shards, someone else's files)."""
+    """A shard directory a run cannot use or read (another job's shards, someone else's files,
+    a shard that does not match its manifest)."""
 
 
 def shard_name(shard: int) -> str:
@@ -212,3 +217,86 @@ def write_manifest(output_dir: Path, job_key: str, base: dict[str, Any]) -> dict
     for tmp in output_dir.glob(f"*{TMP_SUFFIX}"):
         tmp.unlink(missing_ok=True)
     return manifest
+
+
+# reading (neurohash index) ----------------------------------------------------------------------
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A manifest (a JSON object) from ``path``, with errors that name the file."""
+    if not path.is_file():
+        raise ShardError(f"{path}: no such file")
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShardError(f"{path}: not a readable JSON manifest ({exc})") from exc
+    if not isinstance(value, dict):
+        raise ShardError(f"{path}: manifest is not a JSON object")
+    return value
+
+
+def shards_manifest(shards_dir: str | os.PathLike) -> dict[str, Any]:
+    """The predict loop's manifest, checked for the fields the database relies on."""
+    path = Path(shards_dir) / MANIFEST
+    if not Path(shards_dir).is_dir():
+        raise ShardError(f"{shards_dir}: no such shards directory")
+    manifest = read_manifest(path)
+    for key in ("model_fingerprint", "code_bits", "shards"):
+        if key not in manifest:
+            raise ShardError(f"{path}: manifest lacks '{key}'")
+    if int(manifest["code_bits"]) % 8:
+        raise ShardError(f"{path}: code_bits {manifest['code_bits']} is not a multiple of 8")
+    if not manifest["shards"]:
+        raise ShardError(f"{path}: lists no shards")
+    return manifest
+
+
+def verify_shard(shards_dir: Path, entry: dict[str, Any]) -> Path:
+    """The shard's path, after checking it exists and matches its manifest checksum and rows."""
+    path = shards_dir / entry["file"]
+    if not path.is_file():
+        raise ShardError(f"{path}: listed in the manifest but missing")
+    if file_sha256(path) != entry["sha256"]:
+        raise ShardError(f"{path}: sha256 does not match the manifest (corrupt or replaced)")
+    rows = pq.ParquetFile(path).metadata.num_rows
+    if rows != int(entry["rows"]):
+        raise ShardError(f"{path}: {rows} rows, the manifest says {entry['rows']}")
+    return path
+
+
+def read_shard(path: Path, code_bytes: int, columns: tuple[str, ...]) -> pa.Table:
+    """The ``columns`` present (sequences and embeddings only where stored) and the codes of one
+    shard, after checking the columns every shard has."""
+    schema = pq.read_schema(path)
+    missing = [name for name in REQUIRED_COLUMNS if name not in schema.names]
+    if missing:
+        raise ShardError(f"{path}: shard lacks columns {missing}")
+    if schema.field("code").type != pa.binary(code_bytes):
+        raise ShardError(
+            f"{path}: code column is {schema.field('code').type}, expected "
+            f"fixed_size_binary({code_bytes}) for the manifest's code_bits"
+        )
+    present = [name for name in (*columns, "code") if name in schema.names]
+    table = pq.read_table(path, columns=present)
+    if table.column("code").null_count:
+        raise ShardError(f"{path}: {table.column('code').null_count} rows have no code")
+    return table
+
+
+def read_shards(
+    shards_dir: str | os.PathLike, manifest: dict[str, Any], columns: tuple[str, ...]
+) -> pa.Table:
+    """``columns`` and codes of all verified shards as one table (the same columns in every
+    shard, else an error)."""
+    shards_dir = Path(shards_dir)
+    code_bytes = int(manifest["code_bits"]) // 8
+    tables = [
+        read_shard(verify_shard(shards_dir, e), code_bytes, columns) for e in manifest["shards"]
+    ]
+    names = tables[0].column_names
+    for entry, table in zip(manifest["shards"], tables, strict=True):
+        if table.column_names != names:
+            raise ShardError(
+                f"{shards_dir / entry['file']}: columns {table.column_names} differ from {names}"
+            )
+    return pa.concat_tables(tables, promote_options="permissive")
