@@ -452,8 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with reported(f"neurohash {args.command}"):
             return args.func(args)
-    except SystemExit as exc:
-        return int(exc.code)
+    except SystemExit as exc:  # a user error, already reported as one line
+        return exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
         print(f"neurohash {args.command}: interrupted", file=sys.stderr)
         return 130
