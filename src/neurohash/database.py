@@ -44,7 +44,13 @@ import pyarrow.parquet as pq
 from neurohash import __version__
 from neurohash.errors import NeurohashError, one_line
 from neurohash.files import file_sha256
-from neurohash.index.shards import ShardError, read_manifest, read_shards, shards_manifest
+from neurohash.index.shards import (
+    ShardError,
+    manifest_format,
+    read_manifest,
+    read_shards,
+    shards_manifest,
+)
 
 if TYPE_CHECKING:
     import faiss
@@ -370,10 +376,7 @@ def file_records(directory: Path) -> dict[str, dict[str, Any]]:
 def is_database(path: Path) -> bool:
     """A directory whose manifest says it is a neurohash database (shard directories have a
     manifest too, of another format)."""
-    try:
-        return json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+    return manifest_format(path / MANIFEST) == FORMAT
 
 
 def check_destination(

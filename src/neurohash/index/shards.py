@@ -140,7 +140,7 @@ def check_output_dir(output_dir: Path) -> None:
         raise ShardError(f"{output_dir}: exists and is not a directory")
     own = re.compile(rf"shard-\d+(\.parquet|{re.escape(MARKER_SUFFIX)})({re.escape(TMP_SUFFIX)})?")
     for path in output_dir.iterdir():
-        if path.name in (MANIFEST, MANIFEST + TMP_SUFFIX) and is_shards_manifest(path):
+        if path.name in (MANIFEST, MANIFEST + TMP_SUFFIX) and manifest_format(path) == FORMAT:
             continue
         if not own.fullmatch(path.name):
             raise ShardError(
@@ -149,11 +149,12 @@ def check_output_dir(output_dir: Path) -> None:
             )
 
 
-def is_shards_manifest(path: Path) -> bool:
+def manifest_format(path: Path) -> str | None:
+    """The ``format`` a manifest declares (shards, a database), or None for anything else."""
     try:
-        return json.loads(path.read_text()).get("format") == FORMAT
+        return json.loads(path.read_text()).get("format")
     except (OSError, ValueError, AttributeError):
-        return False
+        return None
 
 
 def read_markers(output_dir: Path, job_key: str) -> dict[int, dict[str, Any]]:
