@@ -29,7 +29,7 @@ from search_scale import ensure_model
 
 from neurohash.data.cleaning import Cleaning
 from neurohash.data.sources import load_records
-from neurohash.database import Database
+from neurohash.index.database import Database
 
 SPARK_CONF = ("spark.ui.enabled=false", "spark.ui.showConsoleProgress=false")
 

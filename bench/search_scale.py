@@ -16,7 +16,7 @@ edit-distance top-k over the whole collection.
 Per size, with the project's own commands and functions (through ``bench/search.py``):
 ``python predict.py`` -> ``neurohash index`` (flat) -> ``neurohash search --rerank``, each timed
 from the shell; the same shards indexed approximately (``--indexes``, HNSW by default); then, warm
-and in-process, ``neurohash.search.search`` on the flat and approximate index with and without
+and in-process, ``neurohash.index.search.search`` on the flat and approximate index with and without
 refining and exact re-ranking, an exact rapidfuzz scan of the collection (the ground truth; its
 wall time gives the exact scan's queries/s), and MinHash of k-mer sets at the same exact re-rank
 budget. Database bytes per region from ``neurohash stats``.
@@ -57,7 +57,7 @@ from neurohash.data.edit_distance import distance_matrix
 from neurohash.data.fasta import SequenceRecord
 from neurohash.data.mutation import MutationRates, mutate
 from neurohash.data.sources import load_records
-from neurohash.database import Database
+from neurohash.index.database import Database
 
 V4_MODEL = [  # python train.py overrides of the default model when no --ckpt is given
     "data=fasta",

@@ -1,5 +1,6 @@
 """The hash database built from shards written here with the predict loop's exact schema:
-de-duplication, checksums, atomic writes, index kinds and statistics."""
+segments, de-duplication, appends and compaction, checksums, atomic writes, index kinds and
+statistics."""
 
 from __future__ import annotations
 
@@ -12,20 +13,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from neurohash import database
-from neurohash.database import (
-    CODES_FILE,
-    DATA_FILES,
-    INDEX_FILE,
-    POSTINGS_FILE,
+from neurohash.index import database
+from neurohash.index.database import (
     Database,
     DatabaseError,
+    append_database,
     build_database,
-    choose_index,
+    compact_database,
     verify_database,
 )
+from neurohash.index.search import search
+from neurohash.index.segment import (
+    INDEX_FILE,
+    POSTINGS_FILE,
+    choose_index,
+    index_codes,
+    segment_rows,
+)
 from neurohash.index.shards import ShardError
-from neurohash.search import search
 
 BITS = 32
 FINGERPRINT = "f" * 64
@@ -62,13 +67,16 @@ def write_shards(
     fingerprint: str = FINGERPRINT,
     n_shards: int = 2,
     max_len: int = 160,
+    job: str = "job-0",
     **manifest_extra: object,
 ) -> Path:
-    """Split ``rows`` into ``n_shards`` zstd Parquet shards plus manifest.json in ``directory``."""
+    """Split ``rows`` into ``n_shards`` zstd Parquet shards plus manifest.json in ``directory``
+    (whole records per shard, as the predict loop writes them)."""
     directory.mkdir(parents=True, exist_ok=True)
-    n = len(rows["seq_id"])
+    record = np.asarray(rows["record"])
     entries = []
-    for i, part in enumerate(np.array_split(np.arange(n), n_shards)):
+    for i, records in enumerate(np.array_split(np.unique(record), n_shards)):
+        part = np.flatnonzero(np.isin(record, records))
         table = shard_table({k: [v[j] for j in part] for k, v in rows.items()}, bits)
         name = f"shard-{i:05d}.parquet"
         pq.write_table(table, directory / name, compression="zstd")
@@ -82,6 +90,7 @@ def write_shards(
         "shards": entries,
         "inputs": ["synthetic"],
         "regions": {},
+        "job": job,
         "neurohash_version": "test",
         **manifest_extra,
     }
@@ -89,42 +98,43 @@ def write_shards(
     return directory
 
 
-def synthetic_rows(n: int = 300, n_codes: int = 60, bits: int = BITS, seed: int = 0) -> dict:
-    """``n`` regions over ~n/3 sequences in two source files, drawing codes from a small pool
-    (so many regions share a code) and carrying random DNA as the region sequence."""
+def synthetic_rows(
+    n: int = 300, n_codes: int = 60, bits: int = BITS, seed: int = 0, first_record: int = 0
+) -> dict:
+    """``n`` regions of 100 bases over ~n/3 records of 1 kb in two source files (regions
+    overlap, as a genome's do), drawing codes from a small pool so many regions share a code;
+    rows in record order, as shards hold them."""
     rng = np.random.default_rng(seed)
     pool = rng.integers(0, 256, size=(n_codes, bits // 8), dtype=np.uint8)
-    seq_number = rng.integers(0, max(1, n // 3), size=n)
-    starts = rng.integers(0, 1000, size=n)
+    n_records = max(1, n // 3)
+    genomes = ["".join(rng.choice(list("ACGT"), size=1000)) for _ in range(n_records)]
+    seq_number = np.sort(rng.integers(0, n_records, size=n))
+    starts = rng.integers(0, 900, size=n)
     return {
-        "seq_id": [f"s{i}" for i in seq_number],
+        "seq_id": [f"s{i + first_record}" for i in seq_number],
         "source": [f"file{i % 2}.fa" for i in seq_number],
-        "record": [int(i) for i in seq_number],
+        "record": [int(i) + first_record for i in seq_number],
         "region_start": [int(s) for s in starts],
         "region_end": [int(s) + 100 for s in starts],
         "code": [pool[i] for i in rng.integers(0, n_codes, size=n)],
-        "sequence": ["".join(rng.choice(list("ACGT"), size=30)) for _ in range(n)],
+        "sequence": [genomes[i][s : s + 100] for i, s in zip(seq_number, starts, strict=True)],
     }
 
 
-def posting_set(table: pa.Table, code_of: dict[int, bytes] | None = None) -> set[tuple]:
-    """Rows as (seq_id, source, start, end, code bytes) tuples."""
-    cols = table.to_pydict()
-    codes = (
-        [code_of[c] for c in cols["code_id"]]
-        if code_of is not None
-        else [bytes(c) for c in cols["code"]]
-    )
-    return set(
-        zip(
-            cols["seq_id"],
-            cols["source"],
-            cols["region_start"],
-            cols["region_end"],
-            codes,
-            strict=True,
-        )
-    )
+def stored_rows(db: Database) -> set[tuple]:
+    """Every stored region as (seq_id, source, start, end, code bytes[, sequence])."""
+    out = set()
+    for segment in db.segments:
+        cols = segment_rows(segment).to_pydict()
+        keys = ("seq_id", "source", "region_start", "region_end", "code", "sequence")
+        out |= set(zip(*(cols[k] for k in keys if k in cols), strict=True))
+    return out
+
+
+def input_rows(rows: dict) -> set[tuple]:
+    keys = ("seq_id", "source", "region_start", "region_end", "code", "sequence")
+    cols = [[bytes(c) for c in rows[k]] if k == "code" else rows[k] for k in keys if k in rows]
+    return set(zip(*cols, strict=True))
 
 
 @pytest.fixture
@@ -136,73 +146,74 @@ def test_dedup_keeps_every_region_once_under_its_code(shards: Path, tmp_path: Pa
     rows = synthetic_rows()
     manifest = build_database(shards, tmp_path / "db", index="flat")
     db = Database.open(tmp_path / "db")
+    assert len(db.segments) == 1
+    segment = db.segments[0]
+    codes = index_codes(segment.index)
     distinct = {bytes(c) for c in rows["code"]}
-    assert len(db.codes) == len(distinct) == manifest["counts"]["unique_codes"]
-    assert len({bytes(c) for c in db.codes}) == len(db.codes)  # stored once each
-    code_of = {i: bytes(c) for i, c in enumerate(db.codes)}
-    original = pa.table({k: v for k, v in rows.items() if k != "sequence"})
-    original = original.set_column(5, "code", pa.array([bytes(c) for c in rows["code"]]))
-    assert db.postings.num_rows == len(rows["seq_id"])
-    assert posting_set(db.postings, code_of) == posting_set(original)
-    counts = pq.read_table(tmp_path / "db" / CODES_FILE).column("n_postings").to_numpy()
-    assert counts.sum() == len(rows["seq_id"]) and (counts >= 1).all()
-    for code_id in range(len(db.codes)):  # each code's postings are one contiguous slice
-        ids = db.postings.column("code_id").to_numpy()[
-            db.offsets[code_id] : db.offsets[code_id + 1]
-        ]
-        assert (ids == code_id).all() and len(ids) == counts[code_id]
+    assert len(codes) == len(distinct) == manifest["counts"]["unique_codes"]
+    assert len({bytes(c) for c in codes}) == len(codes)  # stored once each
+    assert stored_rows(db) == input_rows(rows)  # every region, its code and its bases
+    assert db.regions == len(rows["seq_id"])
+    for code_id in range(len(codes)):  # each code's postings are one contiguous slice
+        ids = segment.code_of[segment.offsets[code_id] : segment.offsets[code_id + 1]]
+        assert len(ids) >= 1 and (ids == code_id).all()
 
 
-def test_sequences_of_regions_follow_their_postings(shards: Path, tmp_path: Path) -> None:
+def test_overlapping_regions_share_their_bases_in_the_store(shards: Path, tmp_path: Path) -> None:
+    """The store keeps each base that regions cover once, not once per region."""
     rows = synthetic_rows()
+    covered: dict[int, set[int]] = {}
+    for record, start in zip(rows["record"], rows["region_start"], strict=True):
+        covered.setdefault(record, set()).update(range(start, start + 100))
     build_database(shards, tmp_path / "db")
-    db = Database.open(tmp_path / "db")
-    expected = {
-        (s, src, a): seq
-        for s, src, a, seq in zip(
-            rows["seq_id"], rows["source"], rows["region_start"], rows["sequence"], strict=True
-        )
-    }
-    cols = db.postings.to_pydict()
-    got = zip(cols["seq_id"], cols["source"], cols["region_start"], db.sequences(), strict=True)
-    assert all(expected[(s, src, a)] == seq for s, src, a, seq in got)
+    counts = Database.open(tmp_path / "db").segments[0].description["counts"]
+    assert counts["bases"] == sum(map(len, covered.values())) < 300 * 100
 
 
-def test_embeddings_follow_their_postings(tmp_path: Path) -> None:
+def test_embeddings_are_kept_as_int8(tmp_path: Path) -> None:
     rows = synthetic_rows(n=120, n_codes=30)
     emb = np.random.default_rng(3).normal(size=(120, 8)).astype(np.float16)
     rows["embedding"] = list(emb)
     build_database(write_shards(tmp_path / "shards", rows), tmp_path / "db")
     db = Database.open(tmp_path / "db")
-    assert db.has_embeddings and db.embeddings.shape == (120, 8)
-    row_of = {
-        key: i
-        for i, key in enumerate(
-            zip(rows["source"], rows["seq_id"], rows["region_start"], strict=True)
+    assert db.has_embeddings
+    segment = db.segments[0]
+    assert segment.quantised_embeddings[0].dtype == np.int8
+    back = segment_rows(segment).to_pydict()  # regions with dequantised embeddings
+    expected = {
+        (r, a, bytes(c)): e
+        for r, a, c, e in zip(
+            rows["seq_id"], rows["region_start"], rows["code"], emb.astype(np.float32), strict=True
         )
     }
-    cols = db.postings.select(["source", "seq_id", "region_start"]).to_pydict()
-    for p, key in enumerate(zip(cols["source"], cols["seq_id"], cols["region_start"], strict=True)):
-        assert np.array_equal(db.embeddings[p], emb[row_of[key]])
+    for r, a, c, e in zip(
+        back["seq_id"], back["region_start"], back["code"], back["embedding"], strict=True
+    ):
+        want = expected[(r, a, c)]
+        assert np.abs(np.asarray(e) - want).max() <= np.abs(want).max() / 127 + 1e-6
 
 
 def test_stats_count_sequences_regions_codes_and_bytes(shards: Path, tmp_path: Path) -> None:
     rows = synthetic_rows()
     build_database(shards, tmp_path / "db")
     stats = Database.open(tmp_path / "db").stats()
-    assert stats["sequences"] == len(set(zip(rows["source"], rows["seq_id"], strict=True)))
+    assert stats["sequences"] == len(set(rows["record"]))
     assert stats["regions"] == len(rows["seq_id"])
     assert stats["unique_codes"] == len({bytes(c) for c in rows["code"]})
-    on_disk = sum((tmp_path / "db" / name).stat().st_size for name in DATA_FILES)
+    segment_dir = tmp_path / "db" / "segments" / "seg-000000"
+    on_disk = sum(p.stat().st_size for p in segment_dir.iterdir() if p.name != "segment.json")
     assert stats["bytes_data"] == on_disk
     assert stats["bytes_per_region"] == pytest.approx(on_disk / len(rows["seq_id"]))
+    parts = ("codes_postings", "sequences", "embeddings")
+    assert sum(stats[f"bytes_{k}"] for k in parts) == on_disk and stats["bytes_embeddings"] == 0
     assert stats["bytes_model"] == 0 and stats["has_sequences"] and stats["index"] == "flat"
+    assert stats["segments"] == 1 and stats["compression_ratio"] is None  # no input files
 
 
 def test_same_id_in_two_files_is_two_sequences(tmp_path: Path) -> None:
     rows = synthetic_rows(n=4)
-    rows.update(seq_id=["a", "a", "a", "b"], source=["x.fa", "y.fa", "x.fa", "x.fa"])
-    rows.update(record=[0, 1, 0, 2])  # rows 0 and 2: two regions of one record
+    rows.update(seq_id=["a", "a", "a", "b"], source=["x.fa", "x.fa", "y.fa", "x.fa"])
+    rows.update(record=[0, 0, 1, 2])  # rows 0 and 1: two regions of one record
     build_database(write_shards(tmp_path / "shards", rows, n_shards=1), tmp_path / "db")
     assert Database.open(tmp_path / "db").stats()["sequences"] == 3
 
@@ -229,6 +240,13 @@ def test_corrupt_shard_is_refused_and_nothing_is_left(shards: Path, tmp_path: Pa
         build_database(shards, tmp_path / "db")
     assert not (tmp_path / "db").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".db")]  # no temp dirs
+
+
+def test_regions_whose_bases_do_not_fit_are_refused(tmp_path: Path) -> None:
+    rows = synthetic_rows(n=30)
+    rows["sequence"][5] = rows["sequence"][5][:-1]
+    with pytest.raises(DatabaseError, match="holds 99 bases, not 100"):
+        build_database(write_shards(tmp_path / "shards", rows), tmp_path / "db")
 
 
 def test_missing_shard_and_wrong_row_count_are_refused(shards: Path, tmp_path: Path) -> None:
@@ -264,11 +282,12 @@ def test_existing_database_needs_overwrite(shards: Path, tmp_path: Path) -> None
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_every_index_kind_finds_stored_codes(shards: Path, tmp_path: Path, kind: str) -> None:
     build_database(shards, tmp_path / "db", index=kind)
-    db = Database.open(tmp_path / "db")
-    assert db.manifest["index"]["kind"] == kind and (tmp_path / "db" / INDEX_FILE).is_file()
-    distances, ids = db.index.search(db.codes, 1)
+    segment = Database.open(tmp_path / "db").segments[0]
+    assert segment.description["index"]["kind"] == kind
+    codes = index_codes(segment.index)
+    distances, ids = segment.index.search(codes, 1)
     assert (distances[:, 0] == 0).all()
-    assert (ids[:, 0] == np.arange(len(db.codes))).all()
+    assert (ids[:, 0] == np.arange(len(codes))).all()
 
 
 def test_auto_index_turns_approximate_for_large_collections() -> None:
@@ -284,7 +303,8 @@ def test_shards_without_sequences_build_but_cannot_rerank(tmp_path: Path) -> Non
     del rows["sequence"]
     build_database(write_shards(tmp_path / "shards", rows), tmp_path / "db")
     db = Database.open(tmp_path / "db")
-    assert not db.has_sequences and "sequence" not in db.postings.column_names
+    assert not db.has_sequences and db.segments[0].store is None
+    assert stored_rows(db) == input_rows(rows)
     with pytest.raises(DatabaseError, match="no region sequences"):
         db.sequences()
 
@@ -298,22 +318,26 @@ def test_code_width_must_match_manifest(tmp_path: Path) -> None:
         build_database(shards, tmp_path / "db")
 
 
+def segment_file(db_dir: Path, name: str, segment: int = 0) -> Path:
+    return db_dir / "segments" / f"seg-{segment:06d}" / name
+
+
 def test_open_refuses_what_is_not_a_database(tmp_path: Path, shards: Path) -> None:
     with pytest.raises(DatabaseError, match="no such database"):
         Database.open(tmp_path / "nothing")
     with pytest.raises(DatabaseError, match="not a neurohash database"):
         Database.open(shards)
     build_database(shards, tmp_path / "db")
-    (tmp_path / "db" / POSTINGS_FILE).unlink()
+    segment_file(tmp_path / "db", POSTINGS_FILE).unlink()
     with pytest.raises(DatabaseError, match="postings.parquet: missing"):
         Database.open(tmp_path / "db")
 
 
 def test_truncated_file_is_refused_on_open(shards: Path, tmp_path: Path) -> None:
     build_database(shards, tmp_path / "db")
-    index = tmp_path / "db" / INDEX_FILE
+    index = segment_file(tmp_path / "db", INDEX_FILE)
     index.write_bytes(index.read_bytes()[:-10])
-    with pytest.raises(DatabaseError, match=r"index\.faiss: \d+ bytes, the manifest says"):
+    with pytest.raises(DatabaseError, match=r"index\.faiss: \d+ bytes, the segment records"):
         Database.open(tmp_path / "db")
 
 
@@ -368,7 +392,7 @@ def test_a_killed_build_leaves_a_temporary_the_next_build_removes(
 ) -> None:
     stale = tmp_path / ".db.tmp-deadbeef"
     stale.mkdir()
-    (stale / CODES_FILE).write_bytes(b"half")
+    (stale / "manifest.json").write_bytes(b"half")
     build_database(shards, tmp_path / "db")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db", "shards"]
 
@@ -379,13 +403,16 @@ def flip_byte(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("name", [INDEX_FILE, CODES_FILE, POSTINGS_FILE])
+@pytest.mark.parametrize(
+    "name",
+    [INDEX_FILE, POSTINGS_FILE, "records.parquet", "sequences.bin", "sequences.parquet"],
+)
 def test_a_flipped_byte_of_the_right_size_is_refused(
     shards: Path, tmp_path: Path, name: str
 ) -> None:
     """A corrupted index.faiss of the right size once gave other hits with exit status 0."""
     build_database(shards, tmp_path / "db")
-    path = tmp_path / "db" / name
+    path = segment_file(tmp_path / "db", name)
     flip_byte(path, path.stat().st_size // 2)
     with pytest.raises(DatabaseError, match=rf"{name}: sha256 does not match"):
         Database.open(tmp_path / "db")
@@ -396,15 +423,15 @@ def test_a_flipped_byte_of_the_right_size_is_refused(
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda m: m["counts"].update(regions=m["counts"]["regions"] * 2), "counts regions"),
-        (lambda m: m["counts"].update(sequences=1), "counts sequences"),
-        (lambda m: m["counts"].update(unique_codes=7), "counts unique_codes"),
-        (lambda m: m.update(code_bits=64), "code_bits 64, but codes.parquet"),
+        (lambda m: m["counts"].update(regions=m["counts"]["regions"] * 2), "counts"),
+        (lambda m: m["counts"].update(sequences=1), "counts"),
+        (lambda m: m["segments"][0].update(regions=7), "counts"),
+        (lambda m: m["segments"][0].update(sha256="0" * 64), r"segment\.json: sha256"),
+        (lambda m: m.update(code_bits=64), "codes of 32 bits, the database has 64"),
         (lambda m: m.update(code_bits=12), "not a multiple of 8"),
-        (lambda m: m["index"].update(kind="hnsw"), "does not describe index.faiss"),
-        (lambda m: m.pop("files"), "records no files"),
+        (lambda m: m.pop("segments"), "lists no segments"),
     ],
-    ids=["regions", "sequences", "codes", "code-bits", "odd-bits", "index-kind", "no-files"],
+    ids=["regions", "sequences", "segment-counts", "segment-sha", "code-bits", "odd-bits", "none"],
 )
 def test_a_hand_edited_manifest_is_refused(
     shards: Path, tmp_path: Path, edit, message: str
@@ -418,8 +445,152 @@ def test_a_hand_edited_manifest_is_refused(
         Database.open(tmp_path / "db")
 
 
+def test_an_edited_segment_description_is_refused(shards: Path, tmp_path: Path) -> None:
+    build_database(shards, tmp_path / "db", index="flat")
+    path = segment_file(tmp_path / "db", "segment.json")
+    description = json.loads(path.read_text())
+    description["index"]["kind"] = "hnsw"
+    path.write_text(json.dumps(description))
+    with pytest.raises(DatabaseError, match=r"segment\.json: sha256 does not match"):
+        Database.open(tmp_path / "db")
+
+
 def test_verify_reports_what_it_checked(shards: Path, tmp_path: Path) -> None:
     build_database(shards, tmp_path / "db")
     report = verify_database(tmp_path / "db")
-    assert report["files"] == sorted(DATA_FILES) and report["model"] is False
-    assert report["regions"] == Database.open(tmp_path / "db").postings.num_rows
+    assert "segments/seg-000000/index.faiss" in report["files"] and report["model"] is False
+    assert report["regions"] == Database.open(tmp_path / "db").regions
+
+
+def test_a_database_of_the_old_single_file_format_says_how_to_rebuild(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    old.mkdir()
+    manifest = {"format": "neurohash-db", "format_version": 1, "shards_dir": "/data/shards"}
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatabaseError, match=r"format-1 database.*neurohash index /data/shards"):
+        Database.open(old)
+
+
+# segments, appends, compaction ------------------------------------------------------------------
+
+
+def hit_keys(hits: list) -> list[list[tuple]]:
+    return [
+        [(h.target, h.target_id, h.hamming, h.region_start, h.edit_distance) for h in per_query]
+        for per_query in hits
+    ]
+
+
+@pytest.fixture
+def six_shards(tmp_path: Path) -> Path:
+    return write_shards(tmp_path / "six", synthetic_rows(n=600, n_codes=200), n_shards=6)
+
+
+def queries_of(rows: dict, n: int = 12) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(7)
+    codes = rng.integers(0, 256, size=(n, BITS // 8), dtype=np.uint8)
+    return codes, [rows["sequence"][i] for i in range(n)]
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_a_segmented_database_answers_as_one_segment(
+    six_shards: Path, tmp_path: Path, kind: str
+) -> None:
+    rows = synthetic_rows(n=600, n_codes=200)
+    build_database(six_shards, tmp_path / "one", index="flat")
+    build_database(six_shards, tmp_path / "three", index=kind, segment_regions=200)
+    one, three = Database.open(tmp_path / "one"), Database.open(tmp_path / "three")
+    assert len(one.segments) == 1 and len(three.segments) >= 3
+    assert all(s.regions <= 200 for s in three.segments)
+    assert stored_rows(three) == stored_rows(one) == input_rows(rows)
+    codes, seqs = queries_of(rows)
+    for k in (1, 10, 40):
+        assert hit_keys(search(one, codes, k)) == hit_keys(search(three, codes, k))
+        exact_one = search(one, codes, k, rerank=True, query_seqs=seqs, candidates_factor=3)
+        exact_three = search(three, codes, k, rerank=True, query_seqs=seqs, candidates_factor=3)
+        assert hit_keys(exact_one) == hit_keys(exact_three)
+
+
+def test_append_adds_segments_and_refuses_another_models_shards(
+    shards: Path, tmp_path: Path
+) -> None:
+    first, second = synthetic_rows(), synthetic_rows(seed=5)  # both number records from 0
+    build_database(shards, tmp_path / "db")
+    more = write_shards(tmp_path / "more", second, job="job-1")
+    append_database(more, tmp_path / "db")
+    db = Database.open(tmp_path / "db")
+    assert len(db.segments) == 2 and db.regions == 600
+    assert stored_rows(db) == input_rows(first) | input_rows(second)
+    assert db.stats()["sequences"] == len(set(first["record"])) + len(set(second["record"]))
+    assert len(np.unique(db.target_of)) == db.stats()["sequences"]  # targets stay apart
+    with pytest.raises(DatabaseError, match="already in database"):
+        append_database(more, tmp_path / "db")
+    other = write_shards(tmp_path / "other", second, fingerprint="e" * 64, job="job-2")
+    with pytest.raises(DatabaseError, match="another model"):
+        append_database(other, tmp_path / "db")
+    windows = write_shards(tmp_path / "win", second, job="job-3", regions={"window": 50})
+    with pytest.raises(DatabaseError, match="regions"):
+        append_database(windows, tmp_path / "db")
+    assert Database.open(tmp_path / "db").regions == 600  # refusals changed nothing
+
+
+def test_compaction_merges_segments_and_keeps_every_answer(
+    six_shards: Path, tmp_path: Path
+) -> None:
+    rows = synthetic_rows(n=600, n_codes=200)
+    build_database(six_shards, tmp_path / "db", segment_regions=100)
+    before = Database.open(tmp_path / "db")
+    codes, seqs = queries_of(rows)
+    hits = hit_keys(search(before, codes, 10, rerank=True, query_seqs=seqs))
+    assert len(before.segments) == 6
+    compact_database(tmp_path / "db", segment_regions=300)
+    middle = Database.open(tmp_path / "db")
+    assert 2 <= len(middle.segments) < 6 and all(s.regions <= 300 for s in middle.segments)
+    assert hit_keys(search(middle, codes, 10, rerank=True, query_seqs=seqs)) == hits
+    compact_database(tmp_path / "db")
+    after = Database.open(tmp_path / "db")
+    assert len(after.segments) == 1
+    assert after.manifest["counts"]["unique_codes"] == len({bytes(c) for c in rows["code"]})
+    assert stored_rows(after) == input_rows(rows)
+    assert hit_keys(search(after, codes, 10, rerank=True, query_seqs=seqs)) == hits
+    names = [p.name for p in (tmp_path / "db" / "segments").iterdir()]
+    assert names == [after.manifest["segments"][0]["name"]]  # the replaced ones are gone
+
+
+def test_a_crash_before_the_new_manifest_leaves_the_database(
+    shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_database(shards, tmp_path / "db", segment_regions=100)
+    segments = len(Database.open(tmp_path / "db").segments)
+    assert segments == 2  # one per shard
+    more = write_shards(tmp_path / "more", synthetic_rows(seed=5), job="job-1")
+
+    def killed(path: Path, payload: dict) -> None:
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(database, "write_json", killed)
+    for change in (
+        lambda: append_database(more, tmp_path / "db"),
+        lambda: compact_database(tmp_path / "db"),
+    ):
+        with pytest.raises(KeyboardInterrupt):
+            change()
+        db = Database.open(tmp_path / "db")
+        assert db.regions == 300 and len(db.segments) == segments
+    monkeypatch.undo()
+    append_database(more, tmp_path / "db")  # removes what the crashes left, then appends
+    listed = {s["name"] for s in Database.open(tmp_path / "db").manifest["segments"]}
+    assert {p.name for p in (tmp_path / "db" / "segments").iterdir()} == listed
+
+
+def test_a_bad_segment_is_named_or_skipped_on_request(six_shards: Path, tmp_path: Path) -> None:
+    build_database(six_shards, tmp_path / "db", segment_regions=200)
+    flip_byte(segment_file(tmp_path / "db", POSTINGS_FILE, 1), 100)
+    with pytest.raises(DatabaseError, match=r"seg-000001/postings\.parquet: sha256"):
+        Database.open(tmp_path / "db")
+    whole = json.loads((tmp_path / "db" / "manifest.json").read_text())["segments"]
+    db = Database.open(tmp_path / "db", skip_bad_segments=True)
+    assert db.skipped == ["seg-000001"] and len(db.segments) == len(whole) - 1
+    assert db.regions == 600 - whole[1]["regions"]
+    hits = search(db, np.stack(synthetic_rows(n=600, n_codes=200)["code"][:5]), k=5)
+    assert all(len(per_query) == 5 for per_query in hits)

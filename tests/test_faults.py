@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from neurohash.database import Database, build_database
+from neurohash.index.database import Database, build_database
 from neurohash.index.shards import MANIFEST
 from neurohash.predict import predict
 from tests.helpers import V4_FILE, compose_app

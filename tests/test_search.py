@@ -17,9 +17,9 @@ from rapidfuzz.distance import Levenshtein
 from neurohash.checkpoint import WEIGHTS_DIGEST, load_module, model_fingerprint, weights_sha256
 from neurohash.cli import main
 from neurohash.data.sources import load_records
-from neurohash.database import Database, DatabaseError, build_database
+from neurohash.index.database import Database, DatabaseError, build_database
 from neurohash.hashing import hamming_matrix
-from neurohash.search import embed_queries, search
+from neurohash.index.search import embed_queries, search
 from tests.test_database import synthetic_rows, write_shards
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -21,7 +21,7 @@ import torch
 from neurohash import cli
 from neurohash.data.fasta import iter_records
 from neurohash.data.sources import expand_inputs
-from neurohash.database import CODES_FILE, POSTINGS_FILE, Database, build_database
+from neurohash.index.database import CODES_FILE, POSTINGS_FILE, Database, build_database
 from neurohash.errors import EXIT_USER_ERROR
 from neurohash.index.shards import MANIFEST
 from neurohash.predict import predict

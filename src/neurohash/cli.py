@@ -2,8 +2,9 @@
 
 Each subcommand registers itself with ``add_<name>(subparsers)`` and runs as ``run_<name>(args)``
 returning an exit status; the work is done by the library (``neurohash.evaluate``,
-``neurohash.database``, ``neurohash.search``, ``neurohash.spark``). Errors a user can fix are a
-``NeurohashError`` naming the file, caught once in ``main``: one line on stderr, exit status 2.
+``neurohash.index.database``, ``neurohash.index.search``, ``neurohash.spark``). Errors a user
+can fix are a ``NeurohashError`` naming the file, caught once in ``main``: one line on stderr,
+exit status 2.
 Heavy libraries (torch, Lightning) are imported inside the commands, so ``--help`` and
 ``--version`` answer at once.
 """
@@ -201,44 +202,81 @@ def add_index(subparsers: argparse._SubParsersAction) -> None:
         "index",
         help="build a searchable hash database from the predict loop's shards",
         description=(
-            "Verify the shards of SHARDS_DIR against their manifest, de-duplicate the codes, store "
-            "codes and postings (Parquet, zstd) with a FAISS binary index and the model checkpoint "
-            "in DB_DIR (written atomically)."
+            "Verify the shards of SHARDS_DIR against their manifest and build DB_DIR from them in "
+            "segments of up to --segment-regions regions, streaming: each segment de-duplicates "
+            "its codes, stores them in a FAISS binary index with their postings (Parquet, zstd), "
+            "keeps the regions' bases once in a 2-bit sequence store and the embeddings as int8. "
+            "The model checkpoint is copied in. Written atomically. With --append, SHARDS_DIR's "
+            "shards (made by the same model) are added to an existing DB_DIR as new segments."
         ),
     )
     parser.add_argument("shards", metavar="SHARDS_DIR", help="manifest.json + hash shards")
+    parser.add_argument(
+        "database", metavar="DB_DIR", nargs="?", help="the database (or give it with -o)"
+    )
+    parser.add_argument(
+        "--append", action="store_true", help="add the shards to the existing database DB_DIR"
+    )
     parser.add_argument(
         "--ckpt",
         metavar="CKPT",
         help="checkpoint that made the shards (copied into DB_DIR so queries use it; default: the "
         "one the shards' manifest names)",
     )
-    add_build_options(parser)
+    add_build_options(parser, output_required=False)
     parser.set_defaults(func=run_index)
 
 
-def add_build_options(parser: argparse.ArgumentParser) -> None:
+def add_build_options(parser: argparse.ArgumentParser, output_required: bool = True) -> None:
     """Options of every subcommand that builds a database."""
-    parser.add_argument("-o", "--output", metavar="DB_DIR", required=True, help="the database")
     parser.add_argument(
-        "--index",
-        choices=("auto", "flat", "hnsw", "ivf"),
-        default="auto",
-        help="flat = exact Hamming search; hnsw/ivf = approximate; auto = flat up to 200k unique "
-        "codes, hnsw beyond",
+        "-o", "--output", metavar="DB_DIR", required=output_required, help="the database"
     )
+    add_segment_options(parser)
     parser.add_argument("--force", action="store_true", help="replace an existing database")
     parser.add_argument("--json", action="store_true", help="print the statistics as JSON")
 
 
-def run_index(args: argparse.Namespace) -> int:
-    from neurohash.database import Database, build_database
+def add_segment_options(parser: argparse.ArgumentParser) -> None:
+    """How segments are built (index, append, compact)."""
+    parser.add_argument(
+        "--index",
+        choices=("auto", "flat", "hnsw", "ivf"),
+        default="auto",
+        help="FAISS index of each segment: flat = exact Hamming search (16 bytes per 128-bit "
+        "code); hnsw/ivf = approximate; auto = flat up to 200k unique codes, hnsw beyond",
+    )
+    parser.add_argument(
+        "--segment-regions",
+        metavar="N",
+        type=positive_int,
+        default=500_000,
+        help="regions per segment (bounds the memory of a build; default 500000)",
+    )
 
-    build_database(args.shards, args.output, args.index, args.ckpt, overwrite=args.force)
-    stats = Database.open(args.output).stats()
+
+def database_argument(args: argparse.Namespace) -> str:
+    """DB_DIR, given as the second positional argument or with -o (not both)."""
+    if (args.database is None) == (args.output is None):
+        raise NeurohashError("give the database once: as DB_DIR or with -o DB_DIR")
+    return args.database or args.output
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from neurohash.index.database import Database, append_database, build_database
+
+    db_dir = database_argument(args)
+    options = {"index": args.index, "segment_regions": args.segment_regions}
+    if args.append:
+        if args.ckpt is not None or args.force:
+            raise NeurohashError("--append keeps the database's model: drop --ckpt and --force")
+        append_database(args.shards, db_dir, **options)
+    else:
+        build_database(args.shards, db_dir, checkpoint=args.ckpt, overwrite=args.force, **options)
+    stats = Database.open(db_dir).stats()
     if stats["bytes_model"] == 0:
         print(
-            f"neurohash index: warning: {args.output} holds no model checkpoint; give --ckpt to "
+            f"neurohash index: warning: {db_dir} holds no model checkpoint; give --ckpt to "
             "make it searchable from FASTA",
             file=sys.stderr,
         )
@@ -282,8 +320,18 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--ckpt", metavar="CKPT", help="refuse any model but this checkpoint")
     parser.add_argument("-o", "--output", metavar="HITS.tsv", help="output file (default stdout)")
+    add_skip_option(parser)
     add_model_options(parser)
     parser.set_defaults(func=run_search)
+
+
+def add_skip_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--skip-bad-segments",
+        action="store_true",
+        help="leave out (and name on stderr) segments whose files are missing or corrupt, "
+        "instead of refusing the database",
+    )
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -291,11 +339,11 @@ def run_search(args: argparse.Namespace) -> int:
         raise NeurohashError(f"{args.queries}: no such file (or not a file)")
     if args.ckpt is not None and not os.path.isfile(args.ckpt):
         raise NeurohashError(f"{args.ckpt}: no such checkpoint")
-    from neurohash.database import Database
     from neurohash.files import output_file
-    from neurohash.search import query_model, search_file
+    from neurohash.index.database import Database
+    from neurohash.index.search import query_model, search_file
 
-    db = Database.open(args.database)
+    db = Database.open(args.database, skip_bad_segments=args.skip_bad_segments)
     module = query_model(db, args.ckpt).to(resolve_device(args.device))
     options = {"rerank": args.rerank, "candidates": args.candidates, "refine": args.refine}
     with output_file(args.output or "-") as out:
@@ -314,13 +362,14 @@ def add_stats(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("database", metavar="DB_DIR", help="a database made by `neurohash index`")
     parser.add_argument("--json", action="store_true", help="print one flat JSON object")
+    add_skip_option(parser)
     parser.set_defaults(func=run_stats)
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    from neurohash.database import Database
+    from neurohash.index.database import Database
 
-    stats = Database.open(args.database).stats()
+    stats = Database.open(args.database, skip_bad_segments=args.skip_bad_segments).stats()
     print_stats(stats, args.json, "neurohash stats")
     return 0
 
@@ -335,12 +384,49 @@ def print_stats(stats: dict[str, Any], as_json: bool, title: str) -> None:
         ("sequences", f"{stats['sequences']:,}"),
         ("regions", f"{stats['regions']:,}"),
         ("unique codes", f"{stats['unique_codes']:,} ({stats['code_bits']} bits)"),
-        ("index", stats["index"]),
+        ("segments", f"{stats['segments']} ({stats['index']})"),
         ("bytes per region", f"{stats['bytes_per_region']:.1f}"),
+        ("  codes + postings", f"{stats['bytes_codes_postings_per_region']:.1f}"),
+        ("  sequence store", stored_size(stats, "sequences")),
+        ("  embeddings (int8)", stored_size(stats, "embeddings")),
         ("data on disk", f"{stats['bytes_data']:,} bytes (model {stats['bytes_model']:,})"),
-        ("region sequences", "stored" if stats["has_sequences"] else "not stored"),
     ]
+    if stats["compression_ratio"]:
+        ratio = f"{stats['compression_ratio']:.2f}x smaller than {stats['input_bytes']:,} bytes"
+        rows.append(("input files", ratio))
     print_rows(title, rows)
+
+
+def stored_size(stats: dict[str, Any], kind: str) -> str:
+    if not stats[f"has_{kind}"]:
+        return "not stored"
+    return f"{stats[f'bytes_{kind}_per_region']:.1f}"
+
+
+# compact ----------------------------------------------------------------------------------------
+
+
+def add_compact(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compact",
+        help="merge a database's small segments",
+        description="Merge runs of consecutive segments of DB_DIR that together hold at most "
+        "--segment-regions regions into one segment each, with its codes de-duplicated. The new "
+        "manifest replaces the old in one rename; a killed compaction leaves the database as it "
+        "was.",
+    )
+    parser.add_argument("database", metavar="DB_DIR", help="a database made by `neurohash index`")
+    add_segment_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    parser.set_defaults(func=run_compact)
+
+
+def run_compact(args: argparse.Namespace) -> int:
+    from neurohash.index.database import Database, compact_database
+
+    compact_database(args.database, args.index, segment_regions=args.segment_regions)
+    print_stats(Database.open(args.database).stats(), args.json, "neurohash compact")
+    return 0
 
 
 def add_verify(subparsers: argparse._SubParsersAction) -> None:
@@ -355,7 +441,7 @@ def add_verify(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from neurohash.database import verify_database
+    from neurohash.index.database import verify_database
 
     report = verify_database(args.database)
     model = "model intact and matching" if report["model"] else "no model stored"
@@ -390,6 +476,9 @@ def add_spark_index(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--window", metavar="W", type=positive_int, help="bases per region")
     parser.add_argument("--no-embeddings", action="store_true", help="store no embeddings")
     parser.add_argument("--no-sequences", action="store_true", help="no sequences (no --rerank)")
+    parser.add_argument(
+        "--append", action="store_true", help="add the inputs to the existing database DB_DIR"
+    )
     add_build_options(parser)
     add_model_options(parser, batch_size=None)
     parser.set_defaults(func=run_spark_index)
@@ -404,7 +493,7 @@ def spark_setting(text: str) -> tuple[str, str]:
 
 def run_spark_index(args: argparse.Namespace) -> int:
     check_inputs(args.ckpt, args.inputs)
-    from neurohash.database import Database
+    from neurohash.index.database import Database
     from neurohash.spark import default_shards_dir, job_config, spark_index
 
     cfg = job_config(
@@ -418,7 +507,17 @@ def run_spark_index(args: argparse.Namespace) -> int:
         regions={"density": args.density, "window": args.window},
     )
     # the executors resolve --device auto: they, not the driver, may have the GPUs
-    spark_index(cfg, args.output, args.index, args.force, args.master, dict(args.conf), args.device)
+    spark_index(
+        cfg,
+        args.output,
+        args.index,
+        args.force,
+        args.master,
+        dict(args.conf),
+        args.device,
+        append=args.append,
+        segment_regions=args.segment_regions,
+    )
     print_stats(Database.open(args.output).stats(), args.json, "neurohash spark-index")
     return 0
 
@@ -428,6 +527,7 @@ def run_spark_index(args: argparse.Namespace) -> int:
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_evaluate,
     add_index,
+    add_compact,
     add_search,
     add_stats,
     add_verify,

@@ -15,9 +15,9 @@ distributed work (``local[*]`` unless ``--master`` or ``spark-submit`` names a c
 4. **shards**: one task per shard writes it and its marker with the predict loop's own writer, and
    the driver writes the manifest (``index.shards.write_manifest``): the shard directory is exactly
    what ``python predict.py`` writes, finished shards are skipped when a killed build is rerun;
-5. **database**: Spark de-duplicates the codes (a group-by on the code) and numbers them in byte
-   order; ``database.build_database`` verifies the shards and writes postings, codes, FAISS index
-   and model, as ``neurohash index`` does.
+5. **database**: segment by segment, Spark de-duplicates the codes (a group-by on the code) and
+   numbers them in byte order; ``index.database.build_database`` (or ``append_database``)
+   verifies the shards and writes the segments and model, as ``neurohash index`` does.
 
 Executors run the driver's Python (``sys.executable``) unless ``PYSPARK_PYTHON`` says otherwise;
 on a cluster, neurohash must be installed there, and the inputs, checkpoint and shard directory
@@ -45,9 +45,14 @@ from omegaconf import DictConfig, OmegaConf
 from neurohash.checkpoint import load_module, model_fingerprint
 from neurohash.data.fasta import SequenceFileError, iter_records
 from neurohash.data.tokens import encode
-from neurohash.database import build_database, check_destination, code_matrix
 from neurohash.errors import NeurohashError
 from neurohash.hydra_app import CONFIG_DIR
+from neurohash.index.database import (
+    SEGMENT_REGIONS,
+    append_database,
+    build_database,
+    check_destination,
+)
 from neurohash.index.job import (
     PredictJob,
     build_job,
@@ -57,6 +62,7 @@ from neurohash.index.job import (
     manifest_base,
     record_regions,
 )
+from neurohash.index.segment import code_matrix
 from neurohash.index.shards import (
     ShardProgress,
     finished_shards,
@@ -131,11 +137,14 @@ def spark_index(
     master: str | None = None,
     conf: dict[str, str] | None = None,
     device: str = "auto",
+    append: bool = False,
+    segment_regions: int = SEGMENT_REGIONS,
 ) -> dict[str, Any]:
     """Write the hash shards of ``cfg.input`` to ``cfg.output_dir`` and build the database in
-    ``db_dir``, all on Spark; return the database manifest."""
+    ``db_dir`` (or, with ``append``, add them to it as new segments), all on Spark; return the
+    database manifest."""
     require_java()  # fail before any work
-    check_destination(Path(db_dir), overwrite, (str(cfg.output_dir),))
+    check_destination(Path(db_dir), overwrite or append, (str(cfg.output_dir),))
     files = input_files(str(cfg.input))
     job = build_job(cfg, load_module(str(cfg.ckpt_path)), files)
     shards_dir = Path(str(cfg.output_dir))
@@ -144,7 +153,11 @@ def spark_index(
         write_shards(spark, job, shards_dir, str(cfg.ckpt_path), device)
         write_manifest(shards_dir, job.key, manifest_base(cfg, job))
         dedupe = functools.partial(spark_dedupe, spark, shards_dir)
-        return build_database(shards_dir, db_dir, index, cfg.ckpt_path, overwrite, dedupe=dedupe)
+        if append:
+            return append_database(shards_dir, db_dir, index, dedupe, segment_regions)
+        return build_database(
+            shards_dir, db_dir, index, cfg.ckpt_path, overwrite, dedupe, segment_regions
+        )
 
 
 def require_java() -> None:
@@ -420,15 +433,18 @@ def spark_dedupe(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``database.Dedupe`` on Spark: unique codes in byte order and the code_id of every row.
 
-    Spark reads the shards itself, groups by code and numbers the codes in byte order (the order
-    ``neurohash index`` gives them); the code ids come back in shard row order (record, region),
-    and are checked against the verified ``rows`` that the database is built from.
+    Spark reads the shards itself, keeps the records of ``rows`` (one segment's consecutive
+    shards), groups by code and numbers the codes in byte order (the order ``neurohash index``
+    gives them); the code ids come back in shard row order (record, region), and are checked
+    against the verified ``rows`` that the segment is built from.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     paths = [str(shards_dir / entry["file"]) for entry in shards_manifest(shards_dir)["shards"]]
-    keys = spark.read.schema(SHARD_KEYS).parquet(*paths)
+    record = rows.column("record").to_numpy()
+    first, last = (int(record.min()), int(record.max())) if len(record) else (0, -1)
+    keys = spark.read.schema(SHARD_KEYS).parquet(*paths).where(F.col("record").between(first, last))
     codes = keys.select("code").distinct()  # the de-duplication: a group-by on the code
     codes = codes.withColumn("code_id", F.row_number().over(Window.orderBy("code")) - 1).cache()
     unique = codes.orderBy("code_id").select("code").toArrow().column("code")

@@ -1,2 +1,2 @@
-"""The hash database path: shards (their format and the job that writes them), then the
-database built from them (``neurohash.database``) and its search (``neurohash.search``)."""
+"""The hash database path: shards (their format and the job that writes them), segments built
+from them with their compact sequence store, the database of segments, and its search."""

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 
 from neurohash.checkpoint import load_module, model_fingerprint, stored_cleaning
-from neurohash.database import Database, DatabaseError
+from neurohash.index.database import Database, DatabaseError
+from neurohash.index.segment import Segment
 
 if TYPE_CHECKING:
     from neurohash.data.cleaning import Cleaning
@@ -75,37 +76,53 @@ class Candidates:
 # candidate generation ---------------------------------------------------------------------------
 
 
-def nearest_codes(db: Database, codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def nearest_codes(segment: Segment, codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(Hamming, code id) of the ``n`` nearest unique codes of each row (id -1: none)."""
-    n = max(1, min(n, db.index.ntotal))
-    hnsw = getattr(db.index, "hnsw", None)
+    n = max(1, min(n, segment.index.ntotal))
+    hnsw = getattr(segment.index, "hnsw", None)
     if hnsw is not None:  # HNSW returns at most efSearch neighbours
-        hnsw.efSearch = max(int(db.manifest["index"].get("ef_search", 0)), n)
-    distances, ids = db.index.search(np.ascontiguousarray(codes), n)
-    return distances, ids
+        hnsw.efSearch = max(int(segment.description["index"].get("ef_search", 0)), n)
+    return segment.index.search(np.ascontiguousarray(codes), n)
 
 
-def expand(
-    db: Database, distances: np.ndarray, ids: np.ndarray, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Code hits -> (posting row, Hamming, query row) for every posting of every hit code."""
+# code hits of one segment for one query: (code id, Hamming, query row), flat
+CodeHits = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def knn_hits(distances: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> CodeHits:
+    """A (rows, n) FAISS answer as flat code hits (ids -1 dropped)."""
     valid = ids >= 0
-    code = ids[valid]
-    ham = distances[valid]
-    row = np.broadcast_to(rows[:, None], ids.shape)[valid]
-    starts = db.offsets[code]
-    counts = db.offsets[code + 1] - starts
+    return ids[valid], distances[valid], np.broadcast_to(rows[:, None], ids.shape)[valid]
+
+
+def expand(db: Database, s: int, hits: CodeHits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Code hits in segment ``s`` -> (database posting row, Hamming, query row) for every
+    posting of every hit code."""
+    code, ham, row = hits
+    offsets = db.segments[s].offsets
+    starts = offsets[code]
+    counts = offsets[code + 1] - starts
     owner = np.repeat(np.arange(len(code)), counts)
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return starts[owner] + within, ham[owner], row[owner]
+    return db.posting_base[s] + starts[owner] + within, ham[owner], row[owner]
 
 
 def rank_targets(db: Database, posting: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Index of each target's best entry (least score, then posting row), best target first."""
-    order = np.lexsort((posting, score))
-    _, first = np.unique(db.target_of[posting[order]], return_index=True)
+    """Index of each target's best entry, best target first: least score, then lowest target
+    number, then posting row. Every key is the same however the targets are split into
+    segments, so a segmented database ranks as one segment would."""
+    target = db.target_of[posting]
+    order = np.lexsort((posting, target, score))
+    _, first = np.unique(target[order], return_index=True)
     first.sort()
     return order[first]
+
+
+def gather(db: Database, hits: dict[int, CodeHits]) -> Candidates:
+    """Candidates of one query from its code hits in each segment."""
+    parts = [expand(db, s, h) for s, h in hits.items()]
+    posting, hamming, row = (np.concatenate(x) for x in zip(*parts, strict=True))
+    return Candidates(posting, hamming, row, rank_targets(db, posting, hamming))
 
 
 def all_candidates(
@@ -113,25 +130,67 @@ def all_candidates(
 ) -> list[Candidates]:
     """Candidates of every query (``groups[q]``: its region rows), ``want`` targets each.
 
-    One batched FAISS call for all queries; only queries whose codes are shared by too few
-    distinct targets are asked again, for GROWTH times more codes.
+    One batched FAISS call per segment for all queries; only queries whose codes are shared by
+    too few distinct targets are asked again, for GROWTH times more codes. Codes as near as
+    the last wanted target are then completed (``complete_ties``).
     """
+    searched = [s for s, segment in enumerate(db.segments) if segment.index.ntotal]
+    largest = max(db.segments[s].index.ntotal for s in searched)
     found: list[Candidates | None] = [None] * len(groups)
     pending, n = list(range(len(groups))), want
     while pending:
         rows = np.concatenate([groups[q] for q in pending])
-        distances, ids = nearest_codes(db, codes[rows], n)
+        answers = {s: nearest_codes(db.segments[s], codes[rows], n) for s in searched}
         bounds = np.cumsum([0, *(len(groups[q]) for q in pending)])
         still = []
         for q, a, b in zip(pending, bounds[:-1], bounds[1:], strict=True):
-            posting, hamming, row = expand(db, distances[a:b], ids[a:b], groups[q])
-            best = rank_targets(db, posting, hamming)
-            if len(best) >= want or n >= db.index.ntotal or a == b:
-                found[q] = Candidates(posting, hamming, row, best[:want])
+            hits = {s: knn_hits(d[a:b], i[a:b], groups[q]) for s, (d, i) in answers.items()}
+            cands = gather(db, hits)
+            if len(cands.best) >= want or n >= largest or a == b:
+                last = {s: (d[a:b, -1], i[a:b, -1]) for s, (d, i) in answers.items()}
+                cands = complete_ties(db, codes, groups[q], hits, last, cands, want)
+                found[q] = dataclasses.replace(cands, best=cands.best[:want])
             else:
                 still.append(q)
-        pending, n = still, min(db.index.ntotal, n * GROWTH)
+        pending, n = still, min(largest, n * GROWTH)
     return found  # type: ignore[return-value]
+
+
+def complete_ties(
+    db: Database,
+    codes: np.ndarray,
+    rows: np.ndarray,
+    hits: dict[int, CodeHits],
+    last: dict[int, tuple[np.ndarray, np.ndarray]],
+    cands: Candidates,
+    want: int,
+) -> Candidates:
+    """The candidates within the Hamming distance of the ``want``-th target, all of them.
+
+    Many codes share a Hamming distance, and which of them a k-nearest search returns at its
+    cut depends on the index: segments whose k nearest were cut at that distance are searched
+    again by range, and entries beyond it are dropped, so that the candidates (and the regions
+    a re-rank compares) are the same however the database is segmented (flat and IVF indexes;
+    HNSW has no range search).
+    """
+    if len(cands.best) < want:
+        return cands
+    cutoff = int(cands.hamming[cands.best[want - 1]])
+    for s, (distance, ident) in last.items():
+        index = db.segments[s].index
+        cut = np.any((ident >= 0) & (distance <= cutoff)) and len(hits[s][0]) < index.ntotal
+        if not cut or hasattr(index, "hnsw"):
+            continue
+        lims, dist, ids = index.range_search(np.ascontiguousarray(codes[rows]), cutoff + 1)
+        hits[s] = (
+            ids.astype(np.int64),
+            dist.astype(hits[s][1].dtype),
+            np.repeat(rows, np.diff(lims).astype(np.int64)),
+        )
+    for s, (code, ham, row) in hits.items():
+        near = ham <= cutoff
+        hits[s] = (code[near], ham[near], row[near])
+    return gather(db, hits)
 
 
 # refining by the model's float distance ---------------------------------------------------------
@@ -159,8 +218,7 @@ class Refiner:
         with torch.no_grad():
             for group in groups:
                 query = torch.from_numpy(self.embeddings[rows[group[:1]]]).to(device)
-                # stored rows stay float16: pairwise converts them, faster than numpy's astype
-                stored = torch.from_numpy(db.embeddings[postings[group]]).to(device)
+                stored = torch.from_numpy(db.embeddings(postings[group])).to(device)
                 dist = geometry.pairwise(query, stored)[0]
                 estimates[group] = dist.cpu().double().numpy()
         return estimates * float(self.model.normaliser)
@@ -266,13 +324,14 @@ def search(
     if rerank and (query_seqs is None or len(query_seqs) != len(query_codes)):
         raise ValueError("rerank needs one query sequence per query code")
     n_queries = int(query_of.max()) + 1 if len(query_of) else 0
-    if n_queries == 0 or db.index.ntotal == 0:
+    if n_queries == 0 or db.regions == 0:
         return [[] for _ in range(n_queries)]
     want = n_candidates(k, rerank, candidates_factor)
     refining = refiner is not None and refine_factor > 1 and db.has_embeddings
-    if refining and db.embeddings.shape[1] != refiner.embeddings.shape[1]:
+    stored_dim = db.manifest.get("embedding_dim")
+    if refining and stored_dim != refiner.embeddings.shape[1]:
         raise DatabaseError(
-            f"{db.path}: stores {db.embeddings.shape[1]}-dimensional embeddings, the model makes "
+            f"{db.path}: stores {stored_dim}-dimensional embeddings, the model makes "
             f"{refiner.embeddings.shape[1]}"
         )
     shortlist = math.ceil(want * refine_factor) if refining else want
@@ -307,22 +366,19 @@ def make_hit(
     edit: int | None = None,
 ) -> Hit:
     """A Hit for posting row ``posting`` (its target and region)."""
-    row = {name: db.postings.column(name)[posting].as_py() for name in POSTING_FIELDS}
+    seq_id, source, start, end = db.hit_fields(int(posting))
     return Hit(
         query=query,
         rank=rank,
         target=int(db.target_of[posting]),
-        target_id=row["seq_id"],
-        source=row["source"],
-        region_start=int(row["region_start"]),
-        region_end=int(row["region_end"]),
+        target_id=seq_id,
+        source=source,
+        region_start=start,
+        region_end=end,
         hamming=int(hamming),
         est_distance=estimate,
         edit_distance=None if edit is None else int(edit),
     )
-
-
-POSTING_FIELDS = ("seq_id", "source", "region_start", "region_end")
 
 
 def hamming_hits(db: Database, query: int, cands: Candidates, k: int) -> list[Hit]:
@@ -472,7 +528,7 @@ def search_file(
         "candidates_factor": candidates / k if candidates else DEFAULT_CANDIDATES_FACTOR,
         "refine_factor": DEFAULT_REFINE_FACTOR if refine is None else refine,
     }
-    settings = (db.manifest.get("shards_manifest") or {}).get("regions")
+    settings = db.manifest.get("regions")
     out.write(tsv_header(rerank))
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("searching queries", total=None)
