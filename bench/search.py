@@ -46,8 +46,8 @@ from neurohash.data.fasta import SequenceRecord
 from neurohash.data.kmers import kmer_profiles
 from neurohash.data.sources import load_records
 from neurohash.index.database import Database, build_database
-from neurohash.module import embed_sequences
 from neurohash.index.search import embed_queries, search
+from neurohash.module import embed_sequences
 
 Method = Callable[[list[str]], list[list[int]]]
 
@@ -164,7 +164,8 @@ def recall(found: list[list[int]], exact: np.ndarray, k: int) -> dict[str, float
 def hash_method(
     db: Database, module: Any, rows: np.ndarray, max_len: int, k: int, **options: Any
 ) -> Method:
-    """``neurohash.index.search.search`` from query sequences (embedding included) -> stored rows."""
+    """``neurohash.index.search.search`` from query sequences (embedding included) -> stored
+    rows."""
 
     def method(queries: list[str]) -> list[list[int]]:
         codes, refiner = embed_queries(module, queries, max_len)

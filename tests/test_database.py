@@ -594,3 +594,19 @@ def test_a_bad_segment_is_named_or_skipped_on_request(six_shards: Path, tmp_path
     assert db.regions == 600 - whole[1]["regions"]
     hits = search(db, np.stack(synthetic_rows(n=600, n_codes=200)["code"][:5]), k=5)
     assert all(len(per_query) == 5 for per_query in hits)
+
+
+def test_embeddings_can_be_left_out_and_appends_follow_the_database(tmp_path: Path) -> None:
+    rows = synthetic_rows(n=120, n_codes=30)
+    rows["embedding"] = list(np.ones((120, 8), dtype=np.float16))
+    shards = write_shards(tmp_path / "shards", rows)
+    build_database(shards, tmp_path / "db", embeddings=False)
+    db = Database.open(tmp_path / "db")
+    assert not db.has_embeddings and db.stats()["bytes_embeddings"] == 0
+    more = dict(rows, record=[r + 1000 for r in rows["record"]])
+    append_database(write_shards(tmp_path / "more", more, job="job-1"), tmp_path / "db")
+    assert not Database.open(tmp_path / "db").has_embeddings
+    build_database(shards, tmp_path / "with")
+    bare = write_shards(tmp_path / "bare", synthetic_rows(), job="job-2")
+    with pytest.raises(DatabaseError, match="unlike database"):  # embeddings it cannot give
+        append_database(bare, tmp_path / "with")

@@ -1,15 +1,18 @@
-"""kill -9 at random points of `neurohash index --force` and `python predict.py`: afterwards the
-old or the new state is intact, and a rerun finishes the job. Seeded delays, a bounded number of
+"""kill -9 at random points of `neurohash index --force`, `index --append`, `neurohash compact`
+and `python predict.py`: afterwards the old or the new state is intact, and a rerun finishes the
+job. Seeded delays, a bounded number of
 tries (each a real subprocess killed as a user's crash or an OOM killer would)."""
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -81,6 +84,50 @@ def test_killed_index_force_leaves_the_old_or_the_new_database(
     timed([*command[:-1], "ivf"])
     assert Database.open(db_dir).stats()["index"] == "ivf"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".db")) == []
+
+
+@pytest.mark.slow
+def test_killed_append_and_compact_leave_a_searchable_database(
+    checkpoint: Path, reads: Path, tmp_path: Path
+) -> None:
+    """Two predict runs (the reads, then their first half again as a new input file); the
+    second is appended to the first's database and the segments are compacted, each killed at
+    random first: every kill leaves the database before or after the change, never between."""
+    half = tmp_path / "half.fasta"
+    half.write_text("".join(reads.read_text().splitlines(keepends=True)[:400]))
+    runs = {}
+    for name, fasta in (("first", reads), ("second", half)):
+        runs[name] = tmp_path / name
+        overrides = (f"ckpt_path={checkpoint}", f"input={fasta}", f"output_dir={runs[name]}")
+        predict(compose_app("predict", tmp_path / f"hydra-{name}", *overrides, *PREDICT))
+    db_dir, rehearsal = tmp_path / "db", tmp_path / "rehearsal"
+    small = ["--segment-regions", "100"]
+    build_database(runs["first"], db_dir, segment_regions=100)
+    build_database(runs["first"], rehearsal, segment_regions=100)
+    before = Database.open(db_dir).regions
+    added = before + json.loads((runs["second"] / MANIFEST).read_text())["rows"]
+    neurohash = [sys.executable, "-m", "neurohash"]
+    append = [*neurohash, "index", "--append", str(runs["second"]), str(db_dir), *small]
+    compact = [*neurohash, "compact", str(db_dir)]
+    appended = lambda db: db.regions == added  # noqa: E731
+    compacted = lambda db: len(db.segments) == 1  # noqa: E731
+    rng = random.Random(2)
+    for command, states, done in (
+        (append, (before, added), appended),
+        (compact, (added,), compacted),
+    ):
+        rehearsed = [str(rehearsal) if part == str(db_dir) else part for part in command]
+        longest = timed(rehearsed)
+        for _ in range(TRIES):
+            killed_at_random(command, rng, longest)
+            assert Database.open(db_dir).regions in states
+        if not done(Database.open(db_dir)):
+            timed(command)
+    db = Database.open(db_dir)
+    assert db.regions == added and len(db.segments) == 1
+    assert db.region_sequences(np.arange(db.regions)) == Database.open(rehearsal).sequences()
+    listed = {s["name"] for s in db.manifest["segments"]}
+    assert {p.name for p in (db_dir / "segments").iterdir()} == listed
 
 
 @pytest.mark.slow

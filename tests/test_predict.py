@@ -27,9 +27,9 @@ from neurohash.checkpoint import load_module, model_fingerprint
 from neurohash.data.fasta import SequenceFileError, iter_records
 from neurohash.data.regions import sample_regions
 from neurohash.data.tokens import encode
-from neurohash.index.database import Database, build_database
 from neurohash.files import file_sha256
 from neurohash.hashing import pack_codes
+from neurohash.index.database import Database, build_database
 from neurohash.index.shards import MANIFEST, ShardError, shard_schema
 from neurohash.predict import predict
 from tests.helpers import INFLUENZA_FILE, V4_FILE, compose_app

@@ -17,9 +17,10 @@ from rapidfuzz.distance import Levenshtein
 from neurohash.checkpoint import WEIGHTS_DIGEST, load_module, model_fingerprint, weights_sha256
 from neurohash.cli import main
 from neurohash.data.sources import load_records
-from neurohash.index.database import Database, DatabaseError, build_database
 from neurohash.hashing import hamming_matrix
+from neurohash.index.database import Database, DatabaseError, build_database
 from neurohash.index.search import embed_queries, search
+from neurohash.index.segment import quantise
 from tests.test_database import synthetic_rows, write_shards
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -159,11 +160,9 @@ def reads(checkpoint: Path) -> list:
     return records
 
 
-@pytest.fixture(scope="module")
-def shards(checkpoint: Path, reads: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Shards of the stored reads, one region each, coded by the model (predict loop schema)."""
+def coded_shards(checkpoint: Path, stored: list, directory: Path, job: str = "job-0") -> Path:
+    """Shards of ``stored`` reads, one region each, coded by the model (predict loop schema)."""
     module = load_module(checkpoint)
-    stored = reads[:N_DB]
     seqs = [rec.seq for rec in stored]
     codes, refiner = embed_queries(module, seqs, MAX_LEN)
     rows = {
@@ -176,8 +175,13 @@ def shards(checkpoint: Path, reads: list, tmp_path_factory: pytest.TempPathFacto
         "sequence": seqs,
         "embedding": list(refiner.embeddings.astype(np.float16)),
     }
-    directory = tmp_path_factory.mktemp("shards") / "v4"
-    return write_shards(directory, rows, bits=128, fingerprint=model_fingerprint(module))
+    fingerprint = model_fingerprint(module)
+    return write_shards(directory, rows, bits=128, fingerprint=fingerprint, job=job)
+
+
+@pytest.fixture(scope="module")
+def shards(checkpoint: Path, reads: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return coded_shards(checkpoint, reads[:N_DB], tmp_path_factory.mktemp("shards") / "v4")
 
 
 @pytest.fixture(scope="module")
@@ -243,9 +247,10 @@ def test_refined_hits_are_the_models_nearest(
     query_seqs = [rec.seq for rec in reads[:5] + reads[N_DB : N_DB + 5]]
     _, stored_emb = embed_queries(module, stored, MAX_LEN)
     _, query_emb = embed_queries(module, query_seqs, MAX_LEN)
-    stored_f16 = torch.from_numpy(stored_emb.embeddings.astype(np.float16).astype(np.float32))
+    values, scale = quantise(stored_emb.embeddings.astype(np.float16))  # as the database keeps them
+    stored_q = torch.from_numpy(values.astype(np.float32) * scale[:, None])
     with torch.no_grad():
-        dist = module.geometry.pairwise(torch.from_numpy(query_emb.embeddings), stored_f16)
+        dist = module.geometry.pairwise(torch.from_numpy(query_emb.embeddings), stored_q)
     dist = dist.double().numpy() * MAX_LEN
     for q in range(10):
         got = rows[3 * q : 3 * q + 3]
@@ -280,6 +285,57 @@ def test_search_rerank_writes_exact_edit_distances(
         assert distances == sorted(distances)
     for i in range(5):  # stored reads find themselves first
         assert rows[4 * i][1] == rows[4 * i][0] and rows[4 * i][5] == "0"
+
+
+def search_tsv(db: Path, queries: Path, capsys, *flags: str) -> str:
+    capsys.readouterr()
+    assert main(["search", str(db), str(queries), *flags]) == 0
+    return capsys.readouterr().out
+
+
+def test_appended_and_compacted_databases_answer_as_one_build(
+    checkpoint: Path, reads: list, db_dir: Path, queries: Path, tmp_path: Path, capsys
+) -> None:
+    """The same reads through `index SHARDS DB --segment-regions`, `index --append` and
+    `compact`: every stage gives the one-build database's hits, refined and re-ranked."""
+    half = N_DB // 2
+    first = coded_shards(checkpoint, reads[:half], tmp_path / "first")
+    second = coded_shards(checkpoint, reads[half:N_DB], tmp_path / "second", job="job-1")
+    db = tmp_path / "db"
+    small = ["--segment-regions", "40"]
+    assert main(["index", str(first), str(db), "--ckpt", str(checkpoint), *small]) == 0
+    assert main(["index", "--append", str(second), str(db), *small]) == 0
+    assert len(Database.open(db).segments) >= 4
+    expected = [search_tsv(db_dir, queries, capsys, *f) for f in ([], ["--rerank"])]
+    assert [search_tsv(db, queries, capsys, *f) for f in ([], ["--rerank"])] == expected
+    assert main(["compact", str(db)]) == 0
+    assert len(Database.open(db).segments) == 1
+    assert [search_tsv(db, queries, capsys, *f) for f in ([], ["--rerank"])] == expected
+    assert main(["index", "--append", str(second), str(db)]) == 2
+    assert "already in database" in capsys.readouterr().err
+
+
+def test_a_corrupt_segment_is_named_unless_skipped(
+    checkpoint: Path, reads: list, queries: Path, tmp_path: Path, capsys
+) -> None:
+    shards = coded_shards(checkpoint, reads[:N_DB], tmp_path / "shards")
+    db = tmp_path / "db"
+    assert (
+        main(
+            ["index", str(shards), str(db), "--ckpt", str(checkpoint)]
+            + ["--segment-regions", "100"]
+        )
+        == 0
+    )
+    broken = db / "segments" / "seg-000001" / "records.parquet"
+    broken.write_bytes(b"x" * broken.stat().st_size)
+    capsys.readouterr()
+    assert main(["search", str(db), str(queries)]) == 2
+    assert f"{broken}: sha256 does not match" in capsys.readouterr().err
+    tsv = search_tsv(db, queries, capsys, "--skip-bad-segments")
+    assert len(tsv.splitlines()) == 1 + 10 * 10
+    assert main(["stats", str(db), "--skip-bad-segments", "--json"]) == 0
+    assert "skipping segment seg-000001" in capsys.readouterr().err
 
 
 def test_stats_command(db_dir: Path, capsys) -> None:

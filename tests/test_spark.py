@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -21,8 +22,9 @@ import torch
 from neurohash import cli
 from neurohash.data.fasta import iter_records
 from neurohash.data.sources import expand_inputs
-from neurohash.index.database import CODES_FILE, POSTINGS_FILE, Database, build_database
 from neurohash.errors import EXIT_USER_ERROR
+from neurohash.index.database import Database, build_database
+from neurohash.index.segment import POSTINGS_FILE, RECORDS_FILE, index_codes
 from neurohash.index.shards import MANIFEST
 from neurohash.predict import predict
 from tests.helpers import INFLUENZA_FILE, V4_FILE, compose_app
@@ -206,9 +208,13 @@ def test_same_database(lightning_build: Path, spark_build: Path) -> None:
     reference, got = Database.open(lightning_build / "db"), Database.open(spark_build / "db")
     assert got.manifest["counts"] == reference.manifest["counts"]
     assert got.manifest["counts"]["unique_codes"] < got.manifest["counts"]["regions"]
-    for name in (CODES_FILE, POSTINGS_FILE):
-        table = pq.read_table(spark_build / "db" / name)
-        assert table.equals(pq.read_table(lightning_build / "db" / name)), name
+    assert len(got.segments) == len(reference.segments)
+    for ours, theirs in zip(got.segments, reference.segments, strict=True):
+        assert np.array_equal(index_codes(ours.index), index_codes(theirs.index))
+        for name in (POSTINGS_FILE, RECORDS_FILE):
+            table = pq.read_table(ours.path / name)
+            assert table.equals(pq.read_table(theirs.path / name)), name
+    assert got.sequences() == reference.sequences()
     assert got.manifest["model"]["sha256"] == reference.manifest["model"]["sha256"]
 
 

@@ -223,6 +223,11 @@ def add_index(subparsers: argparse._SubParsersAction) -> None:
         help="checkpoint that made the shards (copied into DB_DIR so queries use it; default: the "
         "one the shards' manifest names)",
     )
+    parser.add_argument(
+        "--no-embeddings",
+        action="store_true",
+        help="leave the shards' embeddings out (smaller; search without --refine)",
+    )
     add_build_options(parser, output_required=False)
     parser.set_defaults(func=run_index)
 
@@ -268,11 +273,21 @@ def run_index(args: argparse.Namespace) -> int:
     db_dir = database_argument(args)
     options = {"index": args.index, "segment_regions": args.segment_regions}
     if args.append:
-        if args.ckpt is not None or args.force:
-            raise NeurohashError("--append keeps the database's model: drop --ckpt and --force")
+        if args.ckpt is not None or args.force or args.no_embeddings:
+            raise NeurohashError(
+                "--append keeps the database's model and settings: drop --ckpt, --force and "
+                "--no-embeddings"
+            )
         append_database(args.shards, db_dir, **options)
     else:
-        build_database(args.shards, db_dir, checkpoint=args.ckpt, overwrite=args.force, **options)
+        build_database(
+            args.shards,
+            db_dir,
+            checkpoint=args.ckpt,
+            overwrite=args.force,
+            embeddings=not args.no_embeddings,
+            **options,
+        )
     stats = Database.open(db_dir).stats()
     if stats["bytes_model"] == 0:
         print(

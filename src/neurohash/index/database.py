@@ -168,12 +168,26 @@ def read_group(shards_dir: Path, manifest: dict[str, Any], group: list[dict]) ->
     return pa.concat_tables(tables)
 
 
-def stored_columns(shards_dir: Path, manifest: dict[str, Any]) -> dict[str, bool]:
-    """Whether the shards hold sequences and embeddings (so every segment stores the same)."""
+def stored_columns(schema: pa.Schema) -> dict[str, Any]:
+    """Whether rows hold sequences, and the width of their embeddings (None: not stored);
+    every segment of a database stores the same."""
+    dim = schema.field("embedding").type.list_size if "embedding" in schema.names else None
+    return {"sequences": "sequence" in schema.names, "embeddings": dim}
+
+
+def shards_stored(shards_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """``stored_columns`` of the first shard (the others are checked as they are read)."""
     import pyarrow.parquet as pq
 
-    names = pq.read_schema(verify_shard(shards_dir, manifest["shards"][0])).names
-    return {"sequences": "sequence" in names, "embeddings": "embedding" in names}
+    return stored_columns(pq.read_schema(verify_shard(shards_dir, manifest["shards"][0])))
+
+
+def database_stored(db: dict[str, Any]) -> dict[str, Any]:
+    """``stored_columns`` of a database, from its manifest."""
+    return {
+        "sequences": db["has_sequences"],
+        "embeddings": db["embedding_dim"] if db["has_embeddings"] else None,
+    }
 
 
 def segment_name(number: int) -> str:
@@ -187,17 +201,16 @@ def build_segments(
     first: int,
     target_base: int,
     options: BuildOptions,
-    stored: dict[str, bool],
+    stored: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """Segments of the shards, numbered from ``first`` and written under temporary names in
     ``segments_dir``, then renamed (a listed segment is always whole). Returns their entries."""
     entries = []
     for number, group in enumerate(segment_groups(manifest["shards"], options.segment_regions)):
         rows = read_group(shards_dir, manifest, group)
-        if {
-            "sequences": "sequence" in rows.column_names,
-            "embeddings": "embedding" in rows.column_names,
-        } != stored:
+        if stored["embeddings"] is None and "embedding" in rows.column_names:
+            rows = rows.drop_columns(["embedding"])
+        if stored_columns(rows.schema) != stored:
             raise DatabaseError(
                 f"{shards_dir / group[0]['file']}: stores sequences/embeddings unlike the rest "
                 f"of the database ({stored})"
@@ -252,7 +265,7 @@ def database_manifest(
     shards: dict[str, Any],
     segments: list[dict[str, Any]],
     sources: list[dict[str, Any]],
-    stored: dict[str, bool],
+    stored: dict[str, Any],
     model: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """What the database holds and what made it."""
@@ -263,12 +276,12 @@ def database_manifest(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model_fingerprint": shards["model_fingerprint"],
         "code_bits": int(shards["code_bits"]),
-        "embedding_dim": shards.get("embedding_dim"),
+        "embedding_dim": stored["embeddings"],
         "max_len": shards.get("max_len"),
         "regions": shards.get("regions"),
         "cleaning": shards.get("cleaning"),
         "has_sequences": stored["sequences"],
-        "has_embeddings": stored["embeddings"],
+        "has_embeddings": stored["embeddings"] is not None,
         "sources": sources,
         "segments": segments,
         "next_segment": next_segment(segments),
@@ -299,11 +312,13 @@ def build_database(
     overwrite: bool = False,
     dedupe: Dedupe = dedupe_in_memory,
     segment_regions: int = SEGMENT_REGIONS,
+    embeddings: bool = True,
 ) -> dict[str, Any]:
     """Build the database of ``shards_dir`` in ``db_dir`` (atomically) and return its manifest.
 
     ``dedupe`` finds the unique codes of each segment's verified rows: in memory by default, on
     a cluster for ``neurohash spark-index``; everything else is built here either way.
+    ``embeddings=False`` leaves the shards' embeddings out (no ``--refine``, a smaller database).
     """
     shards_dir, db_dir = Path(shards_dir), Path(db_dir)
     manifest = shards_manifest(shards_dir)
@@ -311,7 +326,9 @@ def build_database(
     ckpt = resolve_checkpoint(checkpoint, manifest)
     model = model_record(ckpt, manifest) if ckpt is not None else None
     options = BuildOptions(index, segment_regions, dedupe)
-    stored = stored_columns(shards_dir, manifest)
+    stored = shards_stored(shards_dir, manifest)
+    if not embeddings:
+        stored["embeddings"] = None
     with build_lock(db_dir):
         tmp = db_dir.parent / f".{db_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
         try:
@@ -378,8 +395,11 @@ def append_database(
         db = database_of(db_dir)
         remove_unlisted_segments(db_dir, db)
         check_compatible(db_dir, db, shards_dir, shards)
-        stored = {"sequences": db["has_sequences"], "embeddings": db["has_embeddings"]}
-        if stored_columns(shards_dir, shards) != stored:
+        stored = database_stored(db)
+        given = shards_stored(shards_dir, shards)
+        if stored["embeddings"] is None:  # the database keeps none: leave the shards' out
+            given["embeddings"] = None
+        if given != stored:
             raise DatabaseError(
                 f"{shards_dir}: stores sequences/embeddings unlike database {db_dir} ({stored})"
             )
