@@ -36,7 +36,16 @@ INFLUENZA = SHARED_DATA / "influenza_a_segments.fasta.gz"
 INFLUENZA_LENGTHS = (800, 2400)  # whole segments only; the influenza cells train at L = 2,400
 GREENGENES_LENGTHS = (1200, 1600)  # full-length 16S, as conf/data/greengenes.yaml cleans it
 # sections in reading order; any other JSON follows alphabetically
-ORDER = ("accuracy", "distance", "embed", "train_speed", "search", "search_scale", "build")
+ORDER = (
+    "accuracy",
+    "distance",
+    "embed",
+    "train_speed",
+    "search",
+    "search_scale",
+    "build",
+    "store",
+)
 NOISE = (
     "Speed figures were measured on a 2-core virtual machine with no other benchmark running; "
     "the accuracy cells ran as two single-threaded workers side by side, so their wall times are "

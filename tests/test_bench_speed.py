@@ -138,6 +138,34 @@ def test_search_scale(results: Path, checkpoint: Path, tmp_path: Path) -> None:
     assert flat(again) == flat(size)
 
 
+def test_store(results: Path, checkpoint: Path, tmp_path: Path) -> None:
+    """Reads and a genome through predict.py, index, index --append, compact and search."""
+    out = results / "store.json"
+    args = ["--quick", "--ckpt", str(checkpoint), "--queries", "10", "--workdir", str(tmp_path)]
+    load_bench("store").main([*args, "--out", str(out)])
+    report = written(out)
+    lean, segmented = report["sizes"]["lean"], report["sizes"]["segmented"]
+    assert lean["regions"] == segmented["regions"] > 2000 and segmented["segments"] > 1
+    assert lean["bytes_embeddings"] == 0 < segmented["bytes_embeddings"]
+    assert lean["input_bytes"] > 0 and lean["compression_ratio"] > 1
+    assert report["sizes"]["compacted"]["segments"] == 1
+    assert all(step["peak_rss_mb"] > 0 for step in report["steps"].values())
+    for found in report["search"].values():
+        assert 0 <= found["recall@10"] <= 1 and found["queries_per_s"] > 0
+
+
+def test_store_scale(results: Path, checkpoint: Path, tmp_path: Path) -> None:
+    out = results / "store_scale.json"
+    args = ["--quick", "--ckpt", str(checkpoint), "--workdir", str(tmp_path), "--out", str(out)]
+    load_bench("store_scale").main(args)
+    report = written(out)
+    seg, one = report["sizes"]["segmented"], report["sizes"]["one segment"]
+    assert seg["regions"] == one["regions"] and seg["segments"] > one["segments"] == 1
+    assert report["search"]["segmented"] == report["search"]["one segment"] | {
+        "queries_per_s": report["search"]["segmented"]["queries_per_s"]
+    }  # flat indexes: the same hits
+
+
 def test_report(results: Path, tmp_path: Path) -> None:
     """Runs after the benchmarks above (file order): every JSON becomes a section."""
     md = tmp_path / "benchmarks.md"
@@ -148,6 +176,8 @@ def test_report(results: Path, tmp_path: Path) -> None:
         "## Embedding throughput",
         "## Training speed",
         "## Search at scale",
+        "## Database on disk",
+        "## Database at scale",
     ):
         assert heading in text
     assert text.count("quick mode") >= 3 and "python bench/embed.py --quick" in text

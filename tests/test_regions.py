@@ -142,3 +142,13 @@ def test_bad_settings_are_refused() -> None:
         sample_regions("ACGT" * 100, 160, k=33)
     with pytest.raises(ValueError, match="exceed the window"):
         sample_regions("ACGT" * 100, 10, k=15)
+
+
+def test_a_run_of_one_base_anchors_once_not_at_every_base() -> None:
+    """A 433 kb N run (replaced by one base at cleaning) once became 433k identical regions."""
+    rng = np.random.default_rng(0)
+    genome = "".join(rng.choice(list("ACGT"), size=50_000))
+    plain = sample_regions(genome, 152, 1.0)
+    with_run = sample_regions(genome[:20_000] + "A" * 433_000 + genome[20_000:], 152, 1.0)
+    assert len(plain) - 3 <= len(with_run) <= len(plain) + 3
+    assert len(sample_regions("AT" * 20_000, 152, 1.0)) == 1  # a tandem repeat: once per run

@@ -11,7 +11,9 @@ probability ~1 / span, which makes ``density`` the expected number of regions pe
 
 The hash is a seeded murmur3 finaliser of the k-mer's 2-bit code (A=0, C=1, G=2, T=3), never
 Python's ``hash()`` (salted per process). k-mers holding N never anchor a region. Only the forward
-strand is read. Identical k-mers within one span (repeats) tie and all anchor a region.
+strand is read. Identical k-mers tie: of a k-mer that recurs within one span (a homopolymer,
+a tandem repeat) only the first occurrence anchors a region, so a 433 kb run of one base (an N
+run replaced at cleaning) is one region, not one per base.
 """
 
 from __future__ import annotations
@@ -72,6 +74,18 @@ def sliding_min(x: np.ndarray, size: int) -> np.ndarray:
     return np.minimum(suffix[:n], prefix[width - 1 : width - 1 + n])
 
 
+def first_of_repeats(starts: np.ndarray, hashes: np.ndarray, span: int) -> np.ndarray:
+    """The anchors (sorted ``starts``) whose k-mer did not anchor fewer than ``span`` bases
+    before: repeats of one k-mer anchor once per run, as a homopolymer would otherwise anchor at
+    every base."""
+    order = np.lexsort((starts, hashes))
+    same = np.diff(hashes[order]) == 0
+    near = np.diff(starts[order]) < span
+    repeat = np.zeros(len(order), dtype=bool)
+    repeat[1:] = same & near
+    return np.sort(starts[order[~repeat]])
+
+
 def sample_regions(
     seq: str, window: int, density: float = 1.0, k: int = 15, seed: int = 0
 ) -> list[tuple[int, int]]:
@@ -91,6 +105,7 @@ def sample_regions(
     hashes = kmer_hashes(seq, k, n, seed)
     span = max(1, round(1000.0 / density))
     starts = np.flatnonzero((hashes == sliding_min(hashes, span | 1)) & (hashes != MAX_HASH))
+    starts = first_of_repeats(starts, hashes[starts], span)
     if len(starts) == 0:  # every k-mer holds N: no content to anchor on, space them evenly
         starts = np.arange(0, n, span)
     return [(int(s), int(s) + window) for s in starts]

@@ -49,6 +49,7 @@ from neurohash.index.segment import (
     Segment,
     build_segment,
     dedupe_in_memory,
+    part_sizes,
     segment_rows,
 )
 from neurohash.index.shards import (
@@ -230,11 +231,12 @@ def build_segments(
 def segment_entry(
     name: str, description: dict[str, Any], target_base: int, segments_dir: Path
 ) -> dict[str, Any]:
-    """The manifest's line for a segment: its counts, first target and checksum."""
+    """The manifest's line for a segment: its counts, bytes by part, first target, checksum."""
     return {
         "name": name,
         "target_base": target_base,
         **description["counts"],
+        "bytes": part_sizes(description["files"]),
         "index": description["index"]["kind"],
         "sha256": file_sha256(segments_dir / name / SEGMENT_MANIFEST),
     }

@@ -2,16 +2,19 @@
 
 A query (one or more regions, each with a code) is answered in up to four steps:
 
-1. FAISS finds the nearest unique codes by Hamming distance;
+1. every segment's FAISS index finds its nearest unique codes by Hamming distance; codes as near
+   as the last wanted target are completed by a range search, so that the candidates are the
+   same however the database is split into segments (flat and IVF indexes);
 2. each code expands through its postings to the stored regions carrying it, and hits are
-   aggregated per target sequence, keeping its best (smallest) Hamming distance; if duplicates
-   leave fewer targets than wanted, FAISS is asked again for more codes;
+   aggregated per target sequence, keeping its best (smallest) Hamming distance, ties broken by
+   target number; if duplicates leave fewer targets than wanted, FAISS is asked again for more;
 3. where the database stores region embeddings and the query's are given, ``refine_factor``
    times more Hamming candidates are collected and re-ranked by the model's own float distance
    (FAISS's "refine" pattern: 128 bits lose much of what the embedding knows, so the codes
    only shortlist);
 4. with ``rerank``, ``candidates_factor * k`` candidate targets are re-ranked by the exact edit
-   distance (rapidfuzz) between the query's and the candidates' region sequences.
+   distance (rapidfuzz) between the query's and the candidates' region sequences, read from
+   the segments' sequence stores.
 
 ``est_distance`` is the model's estimate of the edit distance: its float distance times the
 normaliser after refining, otherwise the Hamming distance times the model's learned scale

@@ -450,14 +450,18 @@ class Segment:
         )
 
     def sizes(self) -> dict[str, int]:
-        """Bytes on disk: codes and postings, the sequence store, the embeddings."""
-        files = self.description["files"]
-        size = lambda names: sum(int(files[n]["bytes"]) for n in names if n in files)  # noqa: E731
-        return {
-            "codes_postings": size(CODES_AND_POSTINGS),
-            "sequences": size(STORE_FILES),
-            "embeddings": size((EMBEDDINGS_FILE,)),
-        }
+        return part_sizes(self.description["files"])
+
+
+def part_sizes(files: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Bytes on disk of a segment's files by part: codes and postings, the sequence store, the
+    embeddings."""
+    size = lambda names: sum(int(files[n]["bytes"]) for n in names if n in files)  # noqa: E731
+    return {
+        "codes_postings": size(CODES_AND_POSTINGS),
+        "sequences": size(STORE_FILES),
+        "embeddings": size((EMBEDDINGS_FILE,)),
+    }
 
 
 def check_files(path: Path, description: dict[str, Any], check: bool) -> None:

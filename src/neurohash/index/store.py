@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 BASES_FILE = "sequences.bin"
@@ -226,6 +227,8 @@ class SequenceStore:
             raise StoreError(f"{directory / BASES_FILE}: size does not match {TABLE_FILE}")
         self.offset = table.column("offset").to_numpy()
         self.length = table.column("length").to_numpy()
+        runs = [pc.list_value_length(table.column(c)) for c in ("other_start", "lower_start")]
+        self.has_runs = (pc.add(*runs).to_numpy(zero_copy_only=False) > 0) if len(table) else []
         self.table = table
         self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
 
@@ -266,6 +269,8 @@ class SequenceStore:
         first = int(self.offset[piece]) + start // 4
         packed = self.packed(first, int(self.offset[piece]) + -(-(start + length) // 4))
         skip = start % 4
+        if not self.has_runs[piece]:
+            return unpack(packed, skip + length)[skip:]
         text = unpack(packed, skip + length, *self.runs(piece, start - skip, skip + length))
         return text[skip:]
 

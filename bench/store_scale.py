@@ -1,0 +1,202 @@
+"""A database of millions of regions in segments against one segment: memory, recall, speed.
+
+    python bench/store_scale.py [--quick] [--ckpt CKPT] [--density 130]
+        [--segment-regions 500000] [--queries 200] [--workdir outputs/bench_store_scale]
+        [--out docs/benchmarks/store_scale.json]
+
+Every genome of ``../shared/data/genomes/`` (26 Mb) is cut into regions of the model's window at
+``--density`` regions per kb (overlapping windows: the collection the design's SRA scale implies,
+on the data at hand) and embedded by ``python predict.py`` without embeddings. The shards are then
+indexed twice with the user's commands under ``/usr/bin/time -v``: in segments of
+``--segment-regions`` regions, and as one segment. Both databases answer the same
+``neurohash search --rerank`` queries (150 bp fragments of stored regions, mutated at 2%
+substitutions and 0.5% insertions and deletions), with peak RSS, queries/s from the shell and
+recall@10 against the exact edit-distance top-10 over every stored region (a target, one
+genome record, is as near as its best region).
+
+Without ``--ckpt`` the small V4 model of ``bench/search_scale.py`` is trained first (or reused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from report import ROOT, begin, publish, table
+from search import neurohash_command, recall, write_fasta
+from search_scale import ensure_model
+from store import GENOMES, RATES, hits_of, measured, stats
+
+from neurohash.data.edit_distance import distance_matrix
+from neurohash.data.fasta import SequenceRecord
+from neurohash.data.mutation import mutate
+from neurohash.index.database import Database
+
+TRUTH_BLOCK = 50_000  # stored regions per exact-distance block (bounds the truth's memory)
+
+
+def predict(args: argparse.Namespace, ckpt: Path, shards: Path) -> dict[str, float]:
+    """The genomes' shards (a finished run is reused: its job key covers model and settings)."""
+    overrides = [f"ckpt_path={ckpt}", f"input={args.genomes}", f"output_dir={shards}"]
+    overrides += [f"regions.density={args.density}", "store_embeddings=false"]
+    overrides += [f"hydra.run.dir={shards}_run", "trainer.enable_progress_bar=false"]
+    overrides += ["batch_size=1024", "shard_size=1"]  # a record per shard: segments can cut
+    return measured(sys.executable, "predict.py", *overrides)
+
+
+def queries(db: Database, n: int, seed: int) -> list[SequenceRecord]:
+    """Mutated 150 bp fragments of stored regions drawn at random."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(db.regions, size=n, replace=False))
+    out = []
+    for i, seq in enumerate(db.region_sequences(rows)):
+        start = int(rng.integers(0, max(1, len(seq) - 150 + 1)))
+        out.append(SequenceRecord(f"q{i}", mutate(seq[start : start + 150], RATES, rng, 170)))
+    return out
+
+
+def truth(db: Database, records: list[SequenceRecord]) -> tuple[np.ndarray, list[str]]:
+    """Exact edit distance of each query to each target's best region, block by block; and the
+    targets' ids."""
+    targets = db.target_of
+    n_targets = int(targets.max()) + 1
+    best = np.full((len(records), n_targets), np.iinfo(np.int64).max, dtype=np.int64)
+    seqs = [r.seq for r in records]
+    for first in range(0, db.regions, TRUTH_BLOCK):
+        rows = np.arange(first, min(first + TRUTH_BLOCK, db.regions))
+        block = distance_matrix(seqs, db.region_sequences(rows))
+        owner = targets[rows]
+        for target in np.unique(owner).tolist():
+            columns = block[:, owner == target]
+            np.minimum(best[:, target], columns.min(axis=1), out=best[:, target])
+    ids = [""] * n_targets
+    for segment in db.segments:
+        names = segment.records.column("seq_id").to_pylist()
+        for local, name in enumerate(names):
+            ids[segment.target_base + local] = name
+    return best, ids
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt = Path(args.ckpt or ensure_model(work)).resolve()
+    shards = work / "genomes.shards"
+    steps = {"predict": predict(args, ckpt, shards)}
+    dbs = {"segmented": work / "segmented.db", "one segment": work / "one.db"}
+    sizes = {"segmented": args.segment_regions, "one segment": 10**12}
+    neurohash = neurohash_command()
+    for name, db in dbs.items():
+        shutil.rmtree(db, ignore_errors=True)
+        flags = ["--index", "flat", "--segment-regions", str(sizes[name])]
+        steps[f"index ({name})"] = measured(neurohash, "index", str(shards), str(db), *flags)
+    opened = Database.open(dbs["segmented"])
+    records = queries(opened, args.queries, args.seed)
+    fasta = write_fasta(work / "queries.fasta", records)
+    exact, ids = truth(opened, records)
+    column_of = {target: i for i, target in enumerate(ids)}
+    if len(column_of) != len(ids):
+        sys.exit("stored ids are not unique: hits cannot be told apart")
+    search: dict[str, Any] = {}
+    for name, db in dbs.items():
+        tsv = work / f"hits_{name.replace(' ', '_')}.tsv"
+        command = [neurohash, "search", str(db), str(fasta), "-k", str(args.k), "--rerank"]
+        steps[f"search ({name})"] = measured(*command, "-o", str(tsv))
+        search[name] = recall(hits_of(tsv, column_of, len(records)), exact, args.k)
+        search[name]["queries_per_s"] = len(records) / steps[f"search ({name})"]["wall_s"]
+    return {
+        "config": {
+            "density": args.density,
+            "segment_regions": args.segment_regions,
+            "queries": args.queries,
+            "k": args.k,
+        },
+        "sizes": {name: stats(db) for name, db in dbs.items()},
+        "steps": steps,
+        "search": search,
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    cfg, sizes, steps = report["config"], report["sizes"], report["steps"]
+    seg, one = sizes["segmented"], sizes["one segment"]
+    rows = []
+    for name, s in sizes.items():
+        found = report["search"][name]
+        rows.append(
+            (
+                name,
+                s["segments"],
+                f"{steps[f'index ({name})']['wall_s']:.0f}",
+                f"{steps[f'index ({name})']['peak_rss_mb']:,.0f}",
+                f"{steps[f'search ({name})']['peak_rss_mb']:,.0f}",
+                f"{found['recall@10']:.3f}",
+                f"{found['queries_per_s']:.1f}",
+                f"{s['bytes_per_region']:.1f}",
+            )
+        )
+    header = ["database", "segments", "index s", "index peak RSS MB", "search peak RSS MB"]
+    header += ["recall@10", "queries/s", "bytes/region"]
+    return "\n".join(
+        [
+            "## Database at scale: segments against one segment",
+            "",
+            f"{seg['regions']:,} regions of {seg['sequences']:,} genome records (every genome of "
+            f"../shared/data/genomes at {cfg['density']} regions per kb, flat indexes, no "
+            f"embeddings); segments of up to {cfg['segment_regions']:,} regions (a record is "
+            f"never split, so a larger record is a segment of its own). `python predict.py` took "
+            f"{steps['predict']['wall_s']:,.0f} s (peak RSS {steps['predict']['peak_rss_mb']:,.0f}"
+            f" MB). The sequence store keeps {seg['bytes_sequences']:,} bytes for the covered "
+            f"bases, one copy of each. {cfg['queries']} queries, `neurohash search --rerank`, "
+            "start-up included:",
+            "",
+            table(header, rows),
+            "",
+            f"Unique codes: {seg['unique_codes']:,} segmented, {one['unique_codes']:,} in one "
+            "segment.",
+        ]
+    )
+
+
+def pending(reports: list[dict[str, Any]]) -> list[str]:
+    """What the store issue asks for that this bench does not measure yet."""
+    largest = max(r["sizes"]["segmented"]["regions"] for r in reports)
+    items = ["build and search time against collection size (1M, 3M; 10M with a GPU) as a plot"]
+    if largest < 3_000_000:
+        items.append(f"a database of >= 3M regions (the largest measured: {largest:,})")
+    return items
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a draft genome in 78 contigs")
+    parser.add_argument("--ckpt", help="a V4 checkpoint (default: train the bench model)")
+    parser.add_argument("--density", type=float, default=130.0, help="regions per kb")
+    parser.add_argument("--segment-regions", type=int, default=500_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default="outputs/bench_store_scale")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "store_scale.json"))
+    args = parser.parse_args(argv)
+    args.genomes = str(
+        GENOMES / ("GCF_000783305.1_ASM78330v1_genomic.fna.gz" if args.quick else "*")
+    )
+    if args.quick:
+        args.density, args.queries, args.segment_regions = 1.0, 10, 1_000
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    started, argv = begin(argv)
+    args = parse_args(argv)
+    report = run(args)
+    return publish("bench/store_scale.py", argv, started, args.quick, report, args.out, markdown)
+
+
+if __name__ == "__main__":
+    main()
