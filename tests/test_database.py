@@ -179,18 +179,25 @@ def test_embeddings_are_kept_as_int8(tmp_path: Path) -> None:
     assert db.has_embeddings
     segment = db.segments[0]
     assert segment.quantised_embeddings[0].dtype == np.int8
-    back = segment_rows(segment).to_pydict()  # regions with dequantised embeddings
+    back = segment_rows(segment).to_pydict()  # regions with their int8 values and scale
     expected = {
         (r, a, bytes(c)): e
         for r, a, c, e in zip(
             rows["seq_id"], rows["region_start"], rows["code"], emb.astype(np.float32), strict=True
         )
     }
-    for r, a, c, e in zip(
-        back["seq_id"], back["region_start"], back["code"], back["embedding"], strict=True
-    ):
-        want = expected[(r, a, c)]
-        assert np.abs(np.asarray(e) - want).max() <= np.abs(want).max() / 127 + 1e-6
+    keys = zip(back["seq_id"], back["region_start"], back["code"], strict=True)
+    for key, values, scale in zip(keys, back["embedding"], back["embedding_scale"], strict=True):
+        want = expected[key]
+        got = np.asarray(values, dtype=np.float32) * scale
+        assert np.abs(got - want).max() <= np.abs(want).max() / 127 + 1e-6
+    assert np.allclose(
+        segment.embeddings(np.arange(3)),
+        [
+            np.asarray(v, np.float32) * s
+            for v, s in zip(back["embedding"][:3], back["embedding_scale"][:3], strict=True)
+        ],
+    )
 
 
 def test_stats_count_sequences_regions_codes_and_bytes(shards: Path, tmp_path: Path) -> None:
@@ -555,6 +562,21 @@ def test_compaction_merges_segments_and_keeps_every_answer(
     assert hit_keys(search(after, codes, 10, rerank=True, query_seqs=seqs)) == hits
     names = [p.name for p in (tmp_path / "db" / "segments").iterdir()]
     assert names == [after.manifest["segments"][0]["name"]]  # the replaced ones are gone
+
+
+def test_compaction_keeps_the_quantised_embeddings_exactly(tmp_path: Path) -> None:
+    rows = synthetic_rows(n=120, n_codes=30)
+    rows["embedding"] = list(np.random.default_rng(4).normal(size=(120, 8)).astype(np.float16))
+    build_database(write_shards(tmp_path / "shards", rows), tmp_path / "db", segment_regions=50)
+    before = Database.open(tmp_path / "db")
+    embedded = before.embeddings(np.arange(before.regions))
+    keys = stored_rows(before)
+    compact_database(tmp_path / "db")
+    after = Database.open(tmp_path / "db")
+    assert len(after.segments) == 1 and stored_rows(after) == keys
+    assert len(before.segments) > 1
+    again = after.embeddings(np.arange(after.regions))
+    assert sorted(map(tuple, embedded.tolist())) == sorted(map(tuple, again.tolist()))
 
 
 def test_a_crash_before_the_new_manifest_leaves_the_database(

@@ -558,7 +558,7 @@ class Database:
         sizes = [s.regions for s in segments]
         posting_base = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
         target_of = np.concatenate(
-            [np.zeros(0, np.int64)] + [s.record + s.target_base for s in segments]
+            [np.zeros(0, np.int64)] + [s.record.astype(np.int64) + s.target_base for s in segments]
         )
         return cls(path, manifest, segments, posting_base, target_of, skipped)
 

@@ -244,7 +244,7 @@ def build_segment(
     )
     write_parquet(records, directory / RECORDS_FILE)
     if "embedding" in rows.column_names:
-        write_embeddings(embedding_matrix(rows.column("embedding"))[order], directory)
+        write_embeddings(stored_embeddings(rows, order), directory)
     faiss_index, params = build_index(codes, choose_index(index, len(codes)))
     write_faiss(faiss_index, directory / INDEX_FILE)
     description = {"counts": counts, "index": params, "files": file_records(directory)}
@@ -274,8 +274,17 @@ def write_sequences(
     return {"pieces": len(unique), "bases": sum(map(len, unique))}
 
 
-def write_embeddings(embedding: np.ndarray, directory: Path) -> None:
-    values, scale = quantise(embedding)
+def stored_embeddings(rows: pa.Table, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 values, scale) of the rows' embeddings in posting ``order``: quantised here from
+    shard rows, taken as they are from a segment's rows (``segment_rows``)."""
+    matrix = embedding_matrix(rows.column("embedding"))[order]
+    if "embedding_scale" in rows.column_names:
+        return matrix, rows.column("embedding_scale").to_numpy()[order]
+    return quantise(matrix)
+
+
+def write_embeddings(quantised: tuple[np.ndarray, np.ndarray], directory: Path) -> None:
+    values, scale = quantised
     column = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel(), pa.int8()), values.shape[1])
     write_parquet(pa.table({"embedding": column, "scale": scale}), directory / EMBEDDINGS_FILE)
 
@@ -301,7 +310,7 @@ def file_records(directory: Path) -> dict[str, dict[str, Any]]:
 def segment_rows(segment: Segment) -> pa.Table:
     """The segment's regions as shard rows (records numbered from its target base), so that
     segments can be built again from them."""
-    record = segment.record + segment.target_base
+    record = segment.record.astype(np.int64) + segment.target_base
     codes = index_codes(segment.index)[segment.code_of]
     columns: dict[str, Any] = {
         "seq_id": segment.records.column("seq_id").take(pa.array(segment.record)),
@@ -313,11 +322,12 @@ def segment_rows(segment: Segment) -> pa.Table:
     }
     if segment.store is not None:
         columns["sequence"] = pa.array(segment.sequences(np.arange(segment.regions)), pa.string())
-    if segment.has_embeddings:
-        emb = segment.embeddings(np.arange(segment.regions))
+    if segment.has_embeddings:  # kept quantised: a compaction does not quantise twice
+        values, scale = segment.quantised_embeddings
         columns["embedding"] = pa.FixedSizeListArray.from_arrays(
-            pa.array(emb.ravel(), pa.float32()), emb.shape[1]
+            pa.array(values.ravel(), pa.int8()), values.shape[1]
         )
+        columns["embedding_scale"] = pa.array(scale, pa.float32())
     return pa.table(columns)
 
 
@@ -358,7 +368,11 @@ class Segment:
         postings = read_parquet(path / POSTINGS_FILE)
         records = read_parquet(path / RECORDS_FILE)
         index = read_index(path / INDEX_FILE, description.get("index"))
-        columns = {name: postings.column(name).to_numpy() for name in postings.column_names}
+        # int32 in memory (ids within a segment and positions within a record fit): half the RAM
+        columns = {
+            name: postings.column(name).to_numpy().astype(np.int32, copy=False)
+            for name in postings.column_names
+        }
         code_of = columns["code_id"]
         offsets = posting_offsets(code_of, index.ntotal, path)
         try:
