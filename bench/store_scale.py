@@ -1,6 +1,6 @@
 """A database of millions of regions in segments against one segment: memory, recall, speed.
 
-    python bench/store_scale.py [--quick] [--ckpt CKPT] [--density 130]
+    python bench/store_scale.py [--quick] [--ckpt CKPT] [--density 145]
         [--segment-regions 500000] [--queries 200] [--workdir outputs/bench_store_scale]
         [--out docs/benchmarks/store_scale.json]
 
@@ -175,7 +175,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a draft genome in 78 contigs")
     parser.add_argument("--ckpt", help="a V4 checkpoint (default: train the bench model)")
-    parser.add_argument("--density", type=float, default=130.0, help="regions per kb")
+    parser.add_argument("--density", type=float, default=145.0, help="regions per kb")
     parser.add_argument("--segment-regions", type=int, default=500_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("-k", type=int, default=10)
