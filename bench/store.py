@@ -2,7 +2,7 @@
 and a segmented database against one segment.
 
     python bench/store.py [--quick] [--ckpt CKPT] [--segment-regions 25000] [--queries 200]
-        [--workdir outputs/bench_store] [--out docs/benchmarks/store.json]
+        [--workdir outputs/bench_store] [--out docs/benchmarks/store.json] [--reuse-shards]
 
 Everything runs through the commands a user types, each under ``/usr/bin/time -v`` (wall time
 and peak RSS):
@@ -63,9 +63,11 @@ def measured(*command: str) -> dict[str, float]:
     return {"wall_s": round(seconds, 2), "peak_rss_mb": round(int(rss.group(1)) / 1024, 1)}
 
 
-def predict(ckpt: Path, inputs: str, shards: Path, quick: bool) -> dict[str, float]:
-    """python predict.py into ``shards`` (a finished run is reused: its job key covers model,
-    inputs and settings)."""
+def predict(ckpt: Path, inputs: str, shards: Path, quick: bool, reuse: bool) -> dict[str, float]:
+    """python predict.py into ``shards``, afresh unless ``reuse`` (then a finished run of the
+    same job is kept: its job key covers model, inputs and settings)."""
+    if not reuse:
+        shutil.rmtree(shards, ignore_errors=True)
     overrides = [f"ckpt_path={ckpt}", f"input={inputs}", f"output_dir={shards}"]
     overrides += [f"hydra.run.dir={shards}_run", "trainer.enable_progress_bar=false"]
     if quick:
@@ -151,8 +153,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     reads, genomes = inputs(args, work)
     shards = {"reads": work / "reads.shards", "genomes": work / "genomes.shards"}
     steps = {
-        "predict reads": predict(ckpt, reads, shards["reads"], args.quick),
-        "predict genomes": predict(ckpt, genomes, shards["genomes"], args.quick),
+        "predict reads": predict(ckpt, reads, shards["reads"], args.quick, args.reuse_shards),
+        "predict genomes": predict(ckpt, genomes, shards["genomes"], args.quick, args.reuse_shards),
     }
     segmented, lean = work / "segmented.db", work / "lean.db"
     size = ["--segment-regions", str(args.segment_regions)]
@@ -249,6 +251,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="3,000 reads and 300 kb of genome")
     parser.add_argument("--ckpt", help="a V4 checkpoint (default: train the bench model)")
     parser.add_argument("--segment-regions", type=int, default=25_000)
+    parser.add_argument(
+        "--reuse-shards", action="store_true", help="keep finished shards of an earlier run"
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)

@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     ckpt = Path(args.ckpt or ensure_model(work)).resolve()
     shards = work / "genomes.shards"
+    reused = (shards / "manifest.json").is_file()  # predict.py then only checks the shards
     steps = {"predict": predict(args, ckpt, shards)}
     dbs = {"segmented": work / "segmented.db", "one segment": work / "one.db"}
     sizes = {"segmented": args.segment_regions, "one segment": 10**12}
@@ -109,6 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         search[name] = recall(hits_of(tsv, column_of, len(records)), exact, args.k)
         search[name]["queries_per_s"] = len(records) / steps[f"search ({name})"]["wall_s"]
     return {
+        "shards_reused": reused,
         "config": {
             "density": args.density,
             "segment_regions": args.segment_regions,
@@ -124,6 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def markdown(report: dict[str, Any]) -> str:
     cfg, sizes, steps = report["config"], report["sizes"], report["steps"]
     seg, one = sizes["segmented"], sizes["one segment"]
+    reused = "; finished shards of an earlier run reused" if report.get("shards_reused") else ""
     rows = []
     for name, s in sizes.items():
         found = report["search"][name]
@@ -150,7 +153,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"embeddings); segments of up to {cfg['segment_regions']:,} regions (a record is "
             f"never split, so a larger record is a segment of its own). `python predict.py` took "
             f"{steps['predict']['wall_s']:,.0f} s (peak RSS {steps['predict']['peak_rss_mb']:,.0f}"
-            f" MB). The sequence store keeps {seg['bytes_sequences']:,} bytes for the covered "
+            f" MB{reused}). The sequence store keeps {seg['bytes_sequences']:,} bytes for the "
+            "covered "
             f"bases, one copy of each. {cfg['queries']} queries, `neurohash search --rerank`, "
             "start-up included:",
             "",

@@ -632,3 +632,12 @@ def test_embeddings_can_be_left_out_and_appends_follow_the_database(tmp_path: Pa
     bare = write_shards(tmp_path / "bare", synthetic_rows(), job="job-2")
     with pytest.raises(DatabaseError, match="unlike database"):  # embeddings it cannot give
         append_database(bare, tmp_path / "with")
+
+
+def test_shards_without_regions_make_an_empty_searchable_database(tmp_path: Path) -> None:
+    """Every record dropped at cleaning: an empty database, not a crash."""
+    empty = {name: [] for name in synthetic_rows(n=3)}
+    build_database(write_shards(tmp_path / "shards", empty, n_shards=1), tmp_path / "db")
+    db = Database.open(tmp_path / "db")
+    assert db.regions == 0 and db.sequences() == []
+    assert search(db, np.zeros((2, BITS // 8), np.uint8), k=3) == [[], []]

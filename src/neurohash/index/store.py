@@ -180,7 +180,7 @@ def write_store(directory: Path, pieces: Sequence[str]) -> None:
     """``sequences.bin`` and ``sequences.parquet`` of ``pieces`` in ``directory``."""
     packed = [pack(piece) for piece in pieces]
     sizes = np.fromiter((len(p.bases) for p in packed), dtype=np.int64, count=len(packed))
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    offsets = np.cumsum(sizes) - sizes
     stream = b"".join(p.bases for p in packed)
     compressed = []
     with open(directory / BASES_FILE, "wb") as handle:
@@ -222,7 +222,9 @@ class SequenceStore:
         self.stream_bytes = int(layout["stream_bytes"])
         sizes = np.asarray(layout["blocks"], dtype=np.int64)
         self.block_starts = np.concatenate([[0], np.cumsum(sizes)])
-        self.bases = np.memmap(directory / BASES_FILE, dtype=np.uint8, mode="r")
+        path = directory / BASES_FILE
+        empty = path.stat().st_size == 0  # (a store of empty pieces; mmap refuses empty files)
+        self.bases = np.zeros(0, np.uint8) if empty else np.memmap(path, np.uint8, mode="r")
         if len(self.bases) != self.block_starts[-1]:
             raise StoreError(f"{directory / BASES_FILE}: size does not match {TABLE_FILE}")
         self.offset = table.column("offset").to_numpy()
