@@ -20,13 +20,14 @@ Without ``--ckpt`` the small V4 model of ``bench/search_scale.py`` is trained fi
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from report import ROOT, begin, publish, table
+from report import ROOT, begin, publish, save_figure, subplots, table
 from search import neurohash_command, recall, write_fasta
 from search_scale import ensure_model
 from store import GENOMES, RATES, hits_of, measured, stats
@@ -46,6 +47,59 @@ def predict(args: argparse.Namespace, ckpt: Path, shards: Path) -> dict[str, flo
     overrides += [f"hydra.run.dir={shards}_run", "trainer.enable_progress_bar=false"]
     overrides += ["batch_size=1024", "shard_size=1"]  # a record per shard: segments can cut
     return measured(sys.executable, "predict.py", *overrides)
+
+
+def subset_shards(shards: Path, work: Path, regions: int) -> Path:
+    """A shard directory of the first shards of ``shards`` holding at least ``regions`` rows
+    (links to the same files, the manifest cut to them): a smaller collection of the same
+    genomes, for build and search time against size."""
+    manifest = json.loads((shards / "manifest.json").read_text())
+    entries, rows = [], 0
+    for entry in manifest["shards"]:
+        if rows >= regions:
+            break
+        entries.append(entry)
+        rows += int(entry["rows"])
+    subset = work / f"subset_{regions}.shards"
+    shutil.rmtree(subset, ignore_errors=True)
+    subset.mkdir()
+    for entry in entries:
+        (subset / entry["file"]).symlink_to((shards / entry["file"]).resolve())
+    manifest.update(shards=entries, rows=rows)
+    (subset / "manifest.json").write_text(json.dumps(manifest))
+    return subset
+
+
+def by_size(
+    args: argparse.Namespace, work: Path, shards: Path, fasta: Path, full: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Index and search time (segmented) of smaller collections, then of the whole one."""
+    neurohash = neurohash_command()
+    points = []
+    for regions in args.sizes:
+        subset = subset_shards(shards, work, regions)
+        db = work / f"subset_{regions}.db"
+        shutil.rmtree(db, ignore_errors=True)
+        flags = ["--index", "flat", "--segment-regions", str(args.segment_regions)]
+        index = measured(neurohash, "index", str(subset), str(db), *flags)
+        command = [neurohash, "search", str(db), str(fasta), "-k", str(args.k), "--rerank"]
+        found = measured(*command, "-o", str(work / "hits_subset.tsv"))
+        points.append({"regions": stats(db)["regions"], "index": index, "search": found})
+    points.append({"regions": full["regions"], **full["steps"]})
+    return points
+
+
+def plot(report: dict[str, Any], path: Path) -> Path:
+    fig, axis = subplots(figsize=(5.5, 3.6))
+    points = report["by_size"]
+    regions = [p["regions"] / 1e6 for p in points]
+    for key, label in (("index", "neurohash index (segmented)"), ("search", "search --rerank")):
+        axis.plot(regions, [p[key]["wall_s"] for p in points], marker="o", label=label)
+    axis.set_xlabel("stored regions (millions)")
+    axis.set_ylabel("wall time (s)")
+    axis.set_title(f"{report['config']['queries']} queries; 2-core VM")
+    axis.legend()
+    return save_figure(fig, path)
 
 
 def queries(db: Database, n: int, seed: int) -> list[SequenceRecord]:
@@ -109,7 +163,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         steps[f"search ({name})"] = measured(*command, "-o", str(tsv))
         search[name] = recall(hits_of(tsv, column_of, len(records)), exact, args.k)
         search[name]["queries_per_s"] = len(records) / steps[f"search ({name})"]["wall_s"]
+    whole = {"index": steps["index (segmented)"], "search": steps["search (segmented)"]}
+    points = by_size(args, work, shards, fasta, {"regions": opened.regions, "steps": whole})
     return {
+        "by_size": points,
         "shards_reused": reused,
         "config": {
             "density": args.density,
@@ -161,7 +218,24 @@ def markdown(report: dict[str, Any]) -> str:
             table(header, rows),
             "",
             f"Unique codes: {seg['unique_codes']:,} segmented, {one['unique_codes']:,} in one "
-            "segment.",
+            "segment. Build and search time against collection size (segmented; the smaller "
+            "collections are the first genomes' shards):",
+            "",
+            table(
+                ["regions", "index s", "index peak RSS MB", "search s", "search peak RSS MB"],
+                [
+                    (
+                        f"{p['regions']:,}",
+                        f"{p['index']['wall_s']:.0f}",
+                        f"{p['index']['peak_rss_mb']:,.0f}",
+                        f"{p['search']['wall_s']:.1f}",
+                        f"{p['search']['peak_rss_mb']:,.0f}",
+                    )
+                    for p in report["by_size"]
+                ],
+            ),
+            "",
+            "![build and search time against size](benchmarks/store_scale.png)",
         ]
     )
 
@@ -169,7 +243,7 @@ def markdown(report: dict[str, Any]) -> str:
 def pending(reports: list[dict[str, Any]]) -> list[str]:
     """What the store issue asks for that this bench does not measure yet."""
     largest = max(r["sizes"]["segmented"]["regions"] for r in reports)
-    items = ["build and search time against collection size (1M, 3M; 10M with a GPU) as a plot"]
+    items = ["build and search time at 10M regions (needs the predict step on a GPU)"]
     if largest < 3_000_000:
         items.append(f"a database of >= 3M regions (the largest measured: {largest:,})")
     return items
@@ -181,6 +255,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ckpt", help="a V4 checkpoint (default: train the bench model)")
     parser.add_argument("--density", type=float, default=145.0, help="regions per kb")
     parser.add_argument("--segment-regions", type=int, default=500_000)
+    parser.add_argument(
+        "--sizes", type=int, nargs="*", default=[1_000_000], help="smaller collections to time"
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -192,6 +269,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     if args.quick:
         args.density, args.queries, args.segment_regions = 1.0, 10, 1_000
+        args.sizes = [2_000]
     return args
 
 
@@ -199,7 +277,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started, argv = begin(argv)
     args = parse_args(argv)
     report = run(args)
-    return publish("bench/store_scale.py", argv, started, args.quick, report, args.out, markdown)
+    out, quick = args.out, args.quick
+    return publish("bench/store_scale.py", argv, started, quick, report, out, markdown, plot)
 
 
 if __name__ == "__main__":

@@ -291,3 +291,24 @@ def test_bad_record_is_named(java: str, checkpoint: Path, tmp_path: Path, capsys
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f"neurohash spark-index: error: {bad}: record 'r3'"), last
     assert not (tmp_path / "db").exists()
+
+
+def test_append_adds_the_new_inputs_as_segments(
+    spark_build: Path, checkpoint: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    """`spark-index --append` embeds new files and adds them to an existing database, as
+    `neurohash index --append` does; a database of another model's shards is refused."""
+    more = tmp_path / "more.fasta"
+    reads = itertools.islice(iter_records(shared_data / V4_FILE), 200, 230)
+    more.write_text("".join(f">{r.id}\n{r.seq}\n" for r in reads))
+    db = tmp_path / "db"
+    shutil.copytree(spark_build / "db", db)
+    before = Database.open(db)
+    argv = [str(more), "-o", str(db), "--ckpt", str(checkpoint), "--append"]
+    argv += ["--shards", str(tmp_path / "shards"), "--shard-size", str(SHARD_SIZE)]
+    argv += ["--density", str(DENSITY), "--batch-size", str(BATCH_SIZE), "--device", "cpu"]
+    assert spark_index(argv) == 0
+    after = Database.open(db)
+    assert after.regions == before.regions + 30
+    assert len(after.segments) == len(before.segments) + 1
+    assert after.region_sequences(np.arange(before.regions)) == before.sequences()
