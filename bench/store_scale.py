@@ -1,18 +1,18 @@
 """A database of millions of regions in segments against one segment: memory, recall, speed.
 
-    python bench/store_scale.py [--quick] [--ckpt CKPT] [--density 145]
-        [--segment-regions 500000] [--queries 200] [--workdir outputs/bench_store_scale]
-        [--out docs/benchmarks/store_scale.json]
+    python bench/store_scale.py [--quick] [--ckpt CKPT] [--regions 3000000]
+        [--segment-regions 500000] [--sizes 1000000] [--queries 200]
+        [--workdir outputs/bench_store_scale] [--out docs/benchmarks/store_scale.json]
 
-Every genome of ``../shared/data/genomes/`` (26 Mb) is cut into regions of the model's window at
-``--density`` regions per kb (overlapping windows: the collection the design's SRA scale implies,
-on the data at hand) and embedded by ``python predict.py`` without embeddings. The shards are then
-indexed twice with the user's commands under ``/usr/bin/time -v``: in segments of
-``--segment-regions`` regions, and as one segment. Both databases answer the same
-``neurohash search --rerank`` queries (150 bp fragments of stored regions, mutated at 2%
-substitutions and 0.5% insertions and deletions), with peak RSS, queries/s from the shell and
-recall@10 against the exact edit-distance top-10 over every stored region (a target, one
-genome record, is as near as its best region).
+The collection is built as ``bench/search_scale.py`` builds its: all 100,000 V4 reads, cleaned
+as the model's training data, then synthetic variants of them (2% substitutions, 0.5% insertions
+and deletions per base) up to ``--regions`` stored reads, each its own target. ``python
+predict.py`` embeds them (no embeddings stored) and the shards are indexed with the user's
+commands under ``/usr/bin/time -v``: in segments of ``--segment-regions`` regions, and as one
+segment. Both databases answer the same ``neurohash search --rerank`` queries (mutated copies of
+stored reads), with peak RSS, queries/s from the shell and recall@10 against the exact
+edit-distance top-10 over every stored read. The first shards, holding ``--sizes`` regions, are
+indexed and searched too: build and search time against collection size.
 
 Without ``--ckpt`` the small V4 model of ``bench/search_scale.py`` is trained first (or reused).
 """
@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 from report import ROOT, begin, publish, save_figure, subplots, table
 from search import neurohash_command, recall, write_fasta
-from search_scale import ensure_model
-from store import GENOMES, RATES, hits_of, measured, stats
+from search_scale import collection, ensure_model, real_reads
+from store import RATES, hits_of, measured, stats
 
+from neurohash.checkpoint import load_module
 from neurohash.data.edit_distance import distance_matrix
 from neurohash.data.fasta import SequenceRecord
 from neurohash.data.mutation import mutate
@@ -40,19 +41,30 @@ from neurohash.index.database import Database
 TRUTH_BLOCK = 50_000  # stored regions per exact-distance block (bounds the truth's memory)
 
 
-def predict(args: argparse.Namespace, ckpt: Path, shards: Path) -> dict[str, float]:
-    """The genomes' shards (a finished run is reused: its job key covers model and settings)."""
-    overrides = [f"ckpt_path={ckpt}", f"input={args.genomes}", f"output_dir={shards}"]
-    overrides += [f"regions.density={args.density}", "store_embeddings=false"]
+def collection_fasta(args: argparse.Namespace, ckpt: Path, work: Path) -> Path:
+    """The stored reads as FASTA (written once per size and seed)."""
+    path = work / f"collection_{args.regions}_{args.seed}.fasta"
+    if not path.is_file():
+        reads = real_reads(str(ckpt), None, args.seed)
+        max_len = load_module(str(ckpt)).normaliser
+        records, _ = collection(reads, args.regions, RATES, int(max_len), args.seed)
+        write_fasta(path, records)
+    return path
+
+
+def predict(ckpt: Path, fasta: Path, shards: Path, shard_size: int) -> dict[str, float]:
+    """The collection's shards (a finished run is reused: its job key covers model, input
+    content and settings)."""
+    overrides = [f"ckpt_path={ckpt}", f"input={fasta}", f"output_dir={shards}"]
+    overrides += ["store_embeddings=false", "batch_size=1024", f"shard_size={shard_size}"]
     overrides += [f"hydra.run.dir={shards}_run", "trainer.enable_progress_bar=false"]
-    overrides += ["batch_size=1024", "shard_size=1"]  # a record per shard: segments can cut
     return measured(sys.executable, "predict.py", *overrides)
 
 
 def subset_shards(shards: Path, work: Path, regions: int) -> Path:
     """A shard directory of the first shards of ``shards`` holding at least ``regions`` rows
     (links to the same files, the manifest cut to them): a smaller collection of the same
-    genomes, for build and search time against size."""
+    reads, for build and search time against size."""
     manifest = json.loads((shards / "manifest.json").read_text())
     entries, rows = [], 0
     for entry in manifest["shards"]:
@@ -103,14 +115,14 @@ def plot(report: dict[str, Any], path: Path) -> Path:
 
 
 def queries(db: Database, n: int, seed: int) -> list[SequenceRecord]:
-    """Mutated 150 bp fragments of stored regions drawn at random."""
+    """Mutated copies of stored reads drawn at random."""
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(db.regions, size=n, replace=False))
-    out = []
-    for i, seq in enumerate(db.region_sequences(rows)):
-        start = int(rng.integers(0, max(1, len(seq) - 150 + 1)))
-        out.append(SequenceRecord(f"q{i}", mutate(seq[start : start + 150], RATES, rng, 170)))
-    return out
+    seqs = db.region_sequences(rows)
+    return [
+        SequenceRecord(f"q{i}", mutate(seq, RATES, rng, len(seq) + 20))
+        for i, seq in enumerate(seqs)
+    ]
 
 
 def truth(db: Database, records: list[SequenceRecord]) -> tuple[np.ndarray, list[str]]:
@@ -139,9 +151,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     ckpt = Path(args.ckpt or ensure_model(work)).resolve()
-    shards = work / "genomes.shards"
+    fasta = collection_fasta(args, ckpt, work)
+    shards = work / f"collection_{args.regions}.shards"
     reused = (shards / "manifest.json").is_file()  # predict.py then only checks the shards
-    steps = {"predict": predict(args, ckpt, shards)}
+    shard_size = max(1, min(10_000, args.segment_regions // 4))  # segments of several shards
+    steps = {"predict": predict(ckpt, fasta, shards, shard_size)}
     dbs = {"segmented": work / "segmented.db", "one segment": work / "one.db"}
     sizes = {"segmented": args.segment_regions, "one segment": 10**12}
     neurohash = neurohash_command()
@@ -151,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         steps[f"index ({name})"] = measured(neurohash, "index", str(shards), str(db), *flags)
     opened = Database.open(dbs["segmented"])
     records = queries(opened, args.queries, args.seed)
-    fasta = write_fasta(work / "queries.fasta", records)
+    queries_fasta = write_fasta(work / "queries.fasta", records)
     exact, ids = truth(opened, records)
     column_of = {target: i for i, target in enumerate(ids)}
     if len(column_of) != len(ids):
@@ -159,17 +173,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     search: dict[str, Any] = {}
     for name, db in dbs.items():
         tsv = work / f"hits_{name.replace(' ', '_')}.tsv"
-        command = [neurohash, "search", str(db), str(fasta), "-k", str(args.k), "--rerank"]
+        command = [neurohash, "search", str(db), str(queries_fasta), "-k", str(args.k), "--rerank"]
         steps[f"search ({name})"] = measured(*command, "-o", str(tsv))
         search[name] = recall(hits_of(tsv, column_of, len(records)), exact, args.k)
         search[name]["queries_per_s"] = len(records) / steps[f"search ({name})"]["wall_s"]
     whole = {"index": steps["index (segmented)"], "search": steps["search (segmented)"]}
-    points = by_size(args, work, shards, fasta, {"regions": opened.regions, "steps": whole})
+    points = by_size(args, work, shards, queries_fasta, {"regions": opened.regions, "steps": whole})
     return {
         "by_size": points,
         "shards_reused": reused,
         "config": {
-            "density": args.density,
+            "regions": args.regions,
             "segment_regions": args.segment_regions,
             "queries": args.queries,
             "k": args.k,
@@ -205,21 +219,20 @@ def markdown(report: dict[str, Any]) -> str:
         [
             "## Database at scale: segments against one segment",
             "",
-            f"{seg['regions']:,} regions of {seg['sequences']:,} genome records (every genome of "
-            f"../shared/data/genomes at {cfg['density']} regions per kb, flat indexes, no "
-            f"embeddings); segments of up to {cfg['segment_regions']:,} regions (a record is "
-            f"never split, so a larger record is a segment of its own). `python predict.py` took "
+            f"{seg['regions']:,} stored reads (the 100,000 V4 reads, cleaned, and synthetic "
+            "variants of them: 2% substitutions, 0.5% insertions and deletions), flat indexes, "
+            f"no embeddings; segments of up to {cfg['segment_regions']:,} regions. "
+            "`python predict.py` took "
             f"{steps['predict']['wall_s']:,.0f} s (peak RSS {steps['predict']['peak_rss_mb']:,.0f}"
-            f" MB{reused}). The sequence store keeps {seg['bytes_sequences']:,} bytes for the "
-            "covered "
-            f"bases, one copy of each. {cfg['queries']} queries, `neurohash search --rerank`, "
+            f" MB{reused}). The sequence store takes {seg['bytes_sequences_per_region']:.1f} bytes "
+            f"per read (2-bit, zstd). {cfg['queries']} queries, `neurohash search --rerank`, "
             "start-up included:",
             "",
             table(header, rows),
             "",
             f"Unique codes: {seg['unique_codes']:,} segmented, {one['unique_codes']:,} in one "
             "segment. Build and search time against collection size (segmented; the smaller "
-            "collections are the first genomes' shards):",
+            "collections are the first shards):",
             "",
             table(
                 ["regions", "index s", "index peak RSS MB", "search s", "search peak RSS MB"],
@@ -251,9 +264,9 @@ def pending(reports: list[dict[str, Any]]) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a draft genome in 78 contigs")
+    parser.add_argument("--quick", action="store_true", help="3,000 reads, 10 queries")
     parser.add_argument("--ckpt", help="a V4 checkpoint (default: train the bench model)")
-    parser.add_argument("--density", type=float, default=145.0, help="regions per kb")
+    parser.add_argument("--regions", type=int, default=3_000_000, help="stored reads")
     parser.add_argument("--segment-regions", type=int, default=500_000)
     parser.add_argument(
         "--sizes", type=int, nargs="*", default=[1_000_000], help="smaller collections to time"
@@ -264,12 +277,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", default="outputs/bench_store_scale")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "store_scale.json"))
     args = parser.parse_args(argv)
-    args.genomes = str(
-        GENOMES / ("GCF_000783305.1_ASM78330v1_genomic.fna.gz" if args.quick else "*")
-    )
     if args.quick:
-        args.density, args.queries, args.segment_regions = 1.0, 10, 1_000
-        args.sizes = [2_000]
+        args.regions, args.queries, args.segment_regions, args.sizes = 3_000, 10, 1_000, [1_500]
     return args
 
 
