@@ -342,7 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["database"]["predict_regions_per_s"] = db.stats()["regions"] / times["predict_s"]
     report["search_command"]["speedup"] = exact_s / times["search_s"]
     dbs = {"flat": db} | approximate_databases(args, work)
-    rows = np.array([row_of[i] for i in db_target_ids(db)], dtype=np.int64)
+    rows = np.array([row_of[i] for i in db.target_ids()], dtype=np.int64)
     found = methods(args, dbs, module, rows, seqs, max_len)
     report["methods"] = score(found, queries, exact, args.k, exact_s)
     return report
@@ -356,15 +356,6 @@ def approximate_databases(args: argparse.Namespace, work: Path) -> dict[str, Dat
         build_database(work / "shards", path, index=kind, overwrite=True)
         dbs[kind] = Database.open(path)
     return dbs
-
-
-def db_target_ids(db: Database) -> list[str]:
-    """The seq_id of each database target number (targets are numbered by ``target_of``)."""
-    ids = db.postings.column("seq_id").to_pylist()
-    out = [""] * (int(db.target_of.max()) + 1)
-    for posting, target in enumerate(db.target_of.tolist()):
-        out[target] = ids[posting]
-    return out
 
 
 def hardware() -> dict[str, Any]:

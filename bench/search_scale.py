@@ -43,7 +43,6 @@ import numpy as np
 from report import RESULTS, ROOT, V4_READS, begin, publish, save_figure, subplots, table
 from search import (
     approximate_databases,
-    db_target_ids,
     hash_method,
     minhash_method,
     recall,
@@ -190,7 +189,7 @@ def measure_size(
     db = Database.open(work / "db")
     dbs = {"flat": db} | approximate_databases(args, work)
     row_of = {rec.id: i for i, rec in enumerate(stored_recs)}
-    rows = np.array([row_of[i] for i in db_target_ids(db)], dtype=np.int64)
+    rows = np.array([row_of[i] for i in db.target_ids()], dtype=np.int64)
     results = score(methods(args, dbs, module, rows, stored), queries, exact, args.k)
     exact_qps = len(queries) / exact_s
     for entry in results:

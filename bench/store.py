@@ -118,19 +118,21 @@ def queries(db: Database, n: int, seed: int) -> list[SequenceRecord]:
     return out
 
 
-def truth(db: Database, records: list[SequenceRecord]) -> tuple[np.ndarray, list[str]]:
-    """(queries, targets) exact edit distance of each query to each target's best region, and
-    the targets' ids."""
-    regions = distance_matrix([r.seq for r in records], db.sequences())
-    targets = db.target_of
-    n_targets = int(targets.max()) + 1
-    best = np.full((len(records), n_targets), np.iinfo(np.int32).max, dtype=np.int64)
-    for column in range(regions.shape[1]):
-        np.minimum(best[:, targets[column]], regions[:, column], out=best[:, targets[column]])
-    ids = [""] * n_targets
-    for row in range(db.regions):
-        ids[int(targets[row])] = db.hit_fields(row)[0]
-    return best, ids
+def truth(db: Database, records: list[SequenceRecord], block: int = 50_000) -> np.ndarray:
+    """(queries, targets) exact edit distance of each query to each target's best region
+    (int16), computed block by block over the stored regions."""
+    seqs = [r.seq for r in records]
+    ceiling = np.iinfo(np.int16).max
+    best = np.full((len(seqs), int(db.manifest["counts"]["sequences"])), ceiling, np.int16)
+    for first in range(0, db.regions, block):
+        rows = np.arange(first, min(first + block, db.regions))
+        distances = np.minimum(distance_matrix(seqs, db.region_sequences(rows)), ceiling)
+        owner = db.target_of[rows]
+        order = np.argsort(owner, kind="stable")
+        targets, starts = np.unique(owner[order], return_index=True)
+        nearest = np.minimum.reduceat(distances[:, order], starts, axis=1)
+        best[:, targets] = np.minimum(best[:, targets], nearest)
+    return best
 
 
 def searched(db: Path, fasta: Path, out: Path, k: int) -> dict[str, float]:
@@ -181,7 +183,7 @@ def search_both(
     db = Database.open(compacted)
     records = queries(db, args.queries, args.seed)
     fasta = write_fasta(work / "queries.fasta", records)
-    exact, ids = truth(db, records)
+    exact, ids = truth(db, records), db.target_ids()
     if len(set(ids)) != len(ids):
         sys.exit("stored ids are not unique: hits cannot be told apart")
     column_of = {target: i for i, target in enumerate(ids)}

@@ -30,15 +30,12 @@ import numpy as np
 from report import ROOT, begin, publish, save_figure, subplots, table
 from search import neurohash_command, recall, write_fasta
 from search_scale import collection, ensure_model, real_reads
-from store import RATES, hits_of, measured, stats
+from store import RATES, hits_of, measured, stats, truth
 
 from neurohash.checkpoint import load_module
-from neurohash.data.edit_distance import distance_matrix
 from neurohash.data.fasta import SequenceRecord
 from neurohash.data.mutation import mutate
 from neurohash.index.database import Database
-
-TRUTH_BLOCK = 50_000  # stored regions per exact-distance block (bounds the truth's memory)
 
 
 def collection_fasta(args: argparse.Namespace, ckpt: Path, work: Path) -> Path:
@@ -125,28 +122,6 @@ def queries(db: Database, n: int, seed: int) -> list[SequenceRecord]:
     ]
 
 
-def truth(db: Database, records: list[SequenceRecord]) -> tuple[np.ndarray, list[str]]:
-    """Exact edit distance of each query to each target's best region, block by block; and the
-    targets' ids."""
-    targets = db.target_of
-    n_targets = int(targets.max()) + 1
-    best = np.full((len(records), n_targets), np.iinfo(np.int64).max, dtype=np.int64)
-    seqs = [r.seq for r in records]
-    for first in range(0, db.regions, TRUTH_BLOCK):
-        rows = np.arange(first, min(first + TRUTH_BLOCK, db.regions))
-        block = distance_matrix(seqs, db.region_sequences(rows))
-        owner = targets[rows]
-        for target in np.unique(owner).tolist():
-            columns = block[:, owner == target]
-            np.minimum(best[:, target], columns.min(axis=1), out=best[:, target])
-    ids = [""] * n_targets
-    for segment in db.segments:
-        names = segment.records.column("seq_id").to_pylist()
-        for local, name in enumerate(names):
-            ids[segment.target_base + local] = name
-    return best, ids
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -166,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     opened = Database.open(dbs["segmented"])
     records = queries(opened, args.queries, args.seed)
     queries_fasta = write_fasta(work / "queries.fasta", records)
-    exact, ids = truth(opened, records)
+    exact, ids = truth(opened, records), opened.target_ids()
     column_of = {target: i for i, target in enumerate(ids)}
     if len(column_of) != len(ids):
         sys.exit("stored ids are not unique: hits cannot be told apart")

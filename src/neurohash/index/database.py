@@ -637,6 +637,14 @@ class Database:
             out[where] = segment.embeddings(local)
         return out
 
+    def target_ids(self) -> list[str]:
+        """The seq_id of every target number ('' for the targets of skipped segments)."""
+        ids = [""] * int(self.manifest["counts"]["sequences"])
+        for segment in self.segments:
+            names = segment.records.column("seq_id").to_pylist()
+            ids[segment.target_base : segment.target_base + len(names)] = names
+        return ids
+
     def hit_fields(self, row: int) -> tuple[str, str, int, int]:
         """(seq_id, source, region start, region end) of posting ``row``."""
         ((_, segment, local),) = self.split(np.array([row]))
