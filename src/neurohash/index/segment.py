@@ -18,6 +18,7 @@ across segments at search time and ``neurohash compact`` merges segments.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -439,19 +440,11 @@ class Segment:
         values, scale = self.quantised_embeddings
         return values[rows].astype(np.float32) * scale[rows, None]
 
-    @property
+    @functools.cached_property
     def quantised_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        cached = self.__dict__.get("_embeddings")
-        if cached is None:
-            table = read_parquet(self.path / EMBEDDINGS_FILE)
-            cached = (embedding_matrix(table.column("embedding")), table.column("scale").to_numpy())
-            self.__dict__["_embeddings"] = cached
-        return cached
-
-    @property
-    def embedding_dim(self) -> int:
-        schema = pq.read_schema(self.path / EMBEDDINGS_FILE)
-        return schema.field("embedding").type.list_size
+        """(int8 values, float32 scale) of every posting, read on first use (refining)."""
+        table = read_parquet(self.path / EMBEDDINGS_FILE)
+        return embedding_matrix(table.column("embedding")), table.column("scale").to_numpy()
 
     def hit_fields(self, row: int) -> tuple[str, str, int, int]:
         """(seq_id, source, region start, region end) of posting ``row``."""
