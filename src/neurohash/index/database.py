@@ -56,7 +56,7 @@ from neurohash.index.shards import (
     ShardError,
     manifest_format,
     read_manifest,
-    read_shard,
+    read_shards,
     shards_manifest,
     verify_shard,
 )
@@ -156,19 +156,6 @@ def segment_groups(shards: list[dict[str, Any]], segment_regions: int) -> list[l
     return groups
 
 
-def read_group(shards_dir: Path, manifest: dict[str, Any], group: list[dict]) -> pa.Table:
-    """The verified rows of a group of shards, with the same columns in each."""
-    code_bytes = int(manifest["code_bits"]) // 8
-    tables = [read_shard(verify_shard(shards_dir, e), code_bytes, ROW_COLUMNS) for e in group]
-    names = tables[0].column_names
-    for entry, table in zip(group, tables, strict=True):
-        if table.column_names != names:
-            raise ShardError(
-                f"{shards_dir / entry['file']}: columns {table.column_names} differ from {names}"
-            )
-    return pa.concat_tables(tables)
-
-
 def stored_columns(schema: pa.Schema) -> dict[str, Any]:
     """Whether rows hold sequences, and the width of their embeddings (None: not stored);
     every segment of a database stores the same."""
@@ -208,7 +195,7 @@ def build_segments(
     ``segments_dir``, then renamed (a listed segment is always whole). Returns their entries."""
     entries = []
     for number, group in enumerate(segment_groups(manifest["shards"], options.segment_regions)):
-        rows = read_group(shards_dir, manifest, group)
+        rows = read_shards(shards_dir, {**manifest, "shards": group}, ROW_COLUMNS)
         if stored["embeddings"] is None and "embedding" in rows.column_names:
             rows = rows.drop_columns(["embedding"])
         if stored_columns(rows.schema) != stored:
