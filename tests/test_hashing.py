@@ -3,11 +3,20 @@ determinism, and the packed layout FAISS reads."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from neurohash.hashing import LearnedHash, SignHash, hamming_matrix, pack_codes
+from neurohash.hashing import (
+    ItqHash,
+    LearnedHash,
+    RankHash,
+    SignHash,
+    hamming_matrix,
+    pack_codes,
+)
 
 
 def test_learned_hash_loss_on_a_hand_made_case() -> None:
@@ -66,3 +75,89 @@ def test_packed_codes_and_their_hamming_distances() -> None:
     assert packed.tolist() == [[0b1000_0000, 0], [0, 1]]
     assert hamming_matrix(packed, packed).tolist() == [[0, 2], [2, 0]]
     assert packed.dtype == np.uint8
+
+
+def relaxed_identity(coder: LearnedHash) -> LearnedHash:
+    """Head = identity, centring = identity (eval mode, fresh statistics), beta large: the
+    relaxed codes are the signs of the embedding."""
+    with torch.no_grad():
+        coder.head.weight.copy_(torch.eye(coder.bits))
+        coder.head.bias.zero_()
+    coder.beta = 50.0
+    return coder.eval()
+
+
+def test_ranking_asks_for_nothing_when_codes_order_partners_as_the_truth() -> None:
+    """Anchor 0 with partners 1 (true 0.1) and 2 (true 0.3): codes at Hamming fractions 0.25 and
+    0.75 order them rightly (no loss); swapping the true distances makes the loss positive."""
+    coder = relaxed_identity(RankHash(embedding_dim=4, bits=4, margin=0.02, distill=0.0))
+    emb = torch.tensor([[1.0, 1, 1, 1], [1, 1, 1, -1], [1, -1, -1, -1]])
+    pairs = torch.tensor([[0, 1], [0, 2]])
+    hamming = coder.scaled_hamming(torch.sign(emb)[:, None], torch.sign(emb)[None])
+    right = coder.ranking(hamming, pairs, torch.tensor([0.1, 0.3]))
+    wrong = coder.ranking(hamming, pairs, torch.tensor([0.3, 0.1]))
+    assert right.item() == pytest.approx(0.0, abs=1e-6)
+    assert wrong.item() == pytest.approx(0.75 - 0.25 + 0.02, abs=1e-4)
+
+
+def test_ranking_weighs_near_anchors_most() -> None:
+    """Two anchors with the same wrong order: the one whose nearer partner is nearer counts
+    exp((0.3 - 0.05) / tau) times more."""
+    coder = RankHash(embedding_dim=4, bits=4, tau=0.05, margin=0.0)
+    hamming = torch.tensor(
+        [[0, 0.5, 0.1, 0, 0, 0], [0.5, 0, 0, 0, 0, 0], [0.1, 0, 0, 0, 0, 0]]
+        + [[0, 0, 0, 0, 0.6, 0.2], [0, 0, 0, 0.6, 0, 0], [0, 0, 0, 0.2, 0, 0]]
+    )
+    pairs = torch.tensor([[0, 1], [0, 2], [3, 4], [3, 5]])
+    only_near = coder.ranking(hamming, pairs[:2], torch.tensor([0.05, 0.4]))
+    both = coder.ranking(hamming, pairs, torch.tensor([0.05, 0.4, 0.3, 0.5]))
+    w_near, w_far = 1.0, math.exp(-(0.3 - 0.05) / 0.05)
+    assert only_near.item() == pytest.approx(0.4, abs=1e-5)
+    assert both.item() == pytest.approx((w_near * 0.4 + w_far * 0.4) / (w_near + w_far), rel=1e-4)
+
+
+def test_distillation_is_zero_when_hamming_orders_as_the_teacher() -> None:
+    coder = RankHash(embedding_dim=4, bits=4, tau=0.05)
+    teacher = torch.tensor([[0.0, 0.1, 0.3], [0.1, 0.0, 0.2], [0.3, 0.2, 0.0]])
+    assert coder.distillation(teacher, teacher).item() == pytest.approx(0.0, abs=1e-6)
+    assert coder.distillation(teacher.flip(1), teacher).item() > 0.1
+
+
+def test_rank_hash_loss_is_finite_and_reaches_the_embedding_only_when_joint() -> None:
+    emb = torch.randn(9, 8, requires_grad=True)
+    pairs, true = torch.tensor([[0, 1], [0, 2], [3, 4], [5, 6]]), torch.tensor([0.1, 0.3, 0.2, 0.0])
+    teacher = torch.rand(9, 9)
+    loss = RankHash(8, 16, detach=True).loss(emb, pairs, true, teacher)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert emb.grad is None
+    RankHash(8, 16, detach=False).loss(emb, pairs, true, teacher).backward()
+    assert emb.grad is not None and torch.isfinite(emb.grad).all() and emb.grad.abs().sum() > 0
+
+
+def test_itq_rotation_quantises_better_than_its_start_and_repeats_per_seed() -> None:
+    """On correlated data, ITQ's projection loses less to taking signs than the random start,
+    is orthogonal (PCA axes times a rotation), and two coders of the same seed agree."""
+    gen = torch.Generator().manual_seed(0)
+    emb = torch.randn(2000, 8, generator=gen) @ torch.randn(8, 8, generator=gen)
+    coders = [ItqHash(8, 8, sample=5000, seed=1) for _ in range(2)]
+    for coder in coders:
+        start = coder.projection.clone()
+        for batch in emb.split(100):  # training batches: centring statistics and the sample
+            coder.loss(batch, torch.zeros(0, 2, dtype=torch.long), torch.zeros(0))
+        coder.eval()
+        coder.refit()
+        assert not coder.seen
+    first, second = coders
+    assert torch.equal(first.projection, second.projection)
+    centred = first.centre(emb)
+
+    def quantisation_error(projection: torch.Tensor) -> float:
+        data = centred @ projection
+        return float(((torch.sign(data) * data.abs().mean() - data) ** 2).mean())
+
+    rotated = torch.linalg.qr(start).Q
+    assert quantisation_error(first.projection) < quantisation_error(rotated)
+    eye = first.projection.T @ first.projection
+    assert torch.allclose(eye, torch.eye(8), atol=1e-4)
+    assert torch.equal(first.codes(emb[:5]), second.codes(emb[:5]))

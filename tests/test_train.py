@@ -45,6 +45,36 @@ def test_every_model_and_geometry_trains_without_nan(
     assert written["test/rmse_pct"] == pytest.approx(metrics["test/rmse_pct"])
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_trains_the_ranking_codes_jointly_without_nan(
+    v4_small: Path, tmp_path: Path, model: str, one_thread: None
+) -> None:
+    """The retrieval objective, shaping the encoder too, runs with every encoder (a fast dev
+    run) and stays finite, candidate recall included."""
+    overrides = [f"model={model}", "hashing=rank", "hashing.detach=false", "debug=fdr"]
+    metrics = train(compose_train(tmp_path, *small_v4(v4_small, tmp_path, *overrides)))
+    for key in ("rmse_pct", "hash_spearman", "hash_recall10_at10"):
+        assert math.isfinite(metrics[f"test/{key}"]), (key, metrics)
+
+
+@pytest.mark.parametrize("hashing", ["rank", "itq"])
+def test_retrieval_coders_are_saved_fitted_and_reload(
+    v4_small: Path, tmp_path: Path, hashing: str, one_thread: None
+) -> None:
+    """A run's checkpoint rebuilds its coder with what training fitted (ITQ's projection is
+    refitted at validation, so it is no longer its seeded start) and the same codes."""
+    overrides = ["model=cnn", f"hashing={hashing}", "trainer.max_epochs=1"]
+    overrides += ["trainer.limit_train_batches=3"]
+    cfg = compose_train(tmp_path, *small_v4(v4_small, tmp_path, *overrides))
+    train(cfg)
+    module = load_module(tmp_path / "checkpoints" / "last.ckpt")
+    assert type(module.hashing).__name__ == {"itq": "ItqHash"}.get(hashing, "RankHash")
+    fresh = build_training_module(cfg)
+    emb = torch.randn(16, module.encoder.embedding_dim)
+    module.eval(), fresh.eval()
+    assert not torch.equal(module.hashing.codes(emb), fresh.hashing.codes(emb))
+
+
 @pytest.mark.parametrize("model", ["linear", "mlp", "cnn", "gru", "transformer"])
 def test_embedding_dim_is_one_key(v4_small: Path, tmp_path: Path, model: str) -> None:
     cfg = compose_train(

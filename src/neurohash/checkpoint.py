@@ -23,6 +23,8 @@ class CheckpointError(NeurohashError):
 
 def stored_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """What a checkpoint carries to rebuild and evaluate the model: resolved, plain dicts."""
+    if OmegaConf.is_config(cfg):  # resolved in place: the parts may refer to the root (${seed})
+        cfg = OmegaConf.to_container(cfg, resolve=True)
     keep = {key: cfg[key] for key in ("model", "distance", "loss", "hashing")}
     keep["data"] = {"max_len": cfg["data"]["max_len"], "cleaning": cfg["data"]["cleaning"]}
     return OmegaConf.to_container(OmegaConf.create(keep), resolve=True)

@@ -70,7 +70,7 @@ class DistanceEmbeddingModule(L.LightningModule):
         true = batch["edit_distance"] / self.normaliser
         loss = self.loss(pred, true, n_triplets=len(batch["tokens"]) // 3)
         projected = self.geometry.project(emb.float())
-        hash_loss = self.hashing.loss(projected, pairs, true)
+        hash_loss = self.hashing.loss(projected, pairs, true, self.teacher(emb))
         self.log("train/hash_loss", hash_loss)
         loss = loss + hash_loss
         if not torch.isfinite(loss):
@@ -78,6 +78,13 @@ class DistanceEmbeddingModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/rmse_pct", 100 * torch.sqrt(torch.mean((pred.detach() - true) ** 2)))
         return loss
+
+    def teacher(self, emb: torch.Tensor) -> torch.Tensor | None:
+        """The model's own distances over the batch, for coders that distil them."""
+        if not self.hashing.needs_teacher:
+            return None
+        with torch.no_grad():
+            return self.geometry.pairwise(emb, emb).float()
 
     # evaluation: embed each sequence once, then compare full matrices
     def _collect(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
@@ -112,6 +119,15 @@ class DistanceEmbeddingModule(L.LightningModule):
         codes = pack_codes(self.codes_of(emb))
         metrics.update({f"hash_{k}": v for k, v in hamming_metrics(codes, exact).items()})
         return metrics, pred
+
+    def on_validation_epoch_start(self) -> None:
+        """Coders fitted without gradients (ITQ) refit on what training showed them; every DDP
+        rank then takes rank 0's fit, so all emit the same codes."""
+        if self.trainer.sanity_checking:
+            return
+        self.hashing.refit()
+        for buffer in self.hashing.buffers():
+            buffer.copy_(self.trainer.strategy.broadcast(buffer, src=0))
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._evaluate("val")

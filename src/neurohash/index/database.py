@@ -628,7 +628,7 @@ class Database:
         """The seq_id of every target number ('' for the targets of skipped segments)."""
         ids = [""] * int(self.manifest["counts"]["sequences"])
         for segment in self.segments:
-            names = segment.records.column("seq_id").to_pylist()
+            names = segment.records.table().column("seq_id").to_pylist()
             ids[segment.target_base : segment.target_base + len(names)] = names
         return ids
 

@@ -7,7 +7,8 @@ postings, a FAISS binary index, the regions' bases and (optionally) their embedd
                           themselves live only here
       postings.parquet    code_id, record, region_start, region_end, [piece, piece_offset]; sorted
                           by code, so a code's postings are one contiguous slice
-      records.parquet     seq_id and source of each record (row = the segment's record number)
+      records.parquet     seq_id and source of each record (row = the segment's record number),
+                          in row groups read only when a hit names one of their records
       sequences.*         the compact sequence store (``neurohash.index.store``)
       embeddings.parquet  int8 region embeddings and a float32 scale per row, in posting order
 
@@ -59,6 +60,8 @@ HNSW_EF_SEARCH = 128
 IVF_NPROBE = 16
 ROW_COLUMNS = ("seq_id", "source", "record", "region_start", "region_end", "sequence", "embedding")
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 9}
+RECORDS_ROW_GROUP = 65_536  # records read together to name a hit
+RECORD_GROUPS_CACHED = 16
 
 
 class DatabaseError(NeurohashError, ValueError):
@@ -197,8 +200,8 @@ def embedding_matrix(column: pa.ChunkedArray) -> np.ndarray:
 # building ---------------------------------------------------------------------------------------
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, **PARQUET_OPTIONS)
+def write_parquet(table: pa.Table, path: Path, **options: Any) -> None:
+    pq.write_table(table, path, **PARQUET_OPTIONS, **options)
 
 
 def local_records(rows: pa.Table) -> tuple[np.ndarray, pa.Table]:
@@ -238,12 +241,12 @@ def build_segment(
     counts = {"regions": rows.num_rows, "unique_codes": len(codes), "records": records.num_rows}
     if "sequence" in rows.column_names:
         counts.update(write_sequences(rows, record, start, end, order, postings, directory))
-    types = {"code_id": pa.int64(), "record": pa.int64(), "piece": pa.int64()}
+    # int32, as they are held in memory (ids within a segment and positions within a record fit)
     write_parquet(
-        pa.table({k: pa.array(v, types.get(k, pa.int32())) for k, v in postings.items()}),
+        pa.table({k: pa.array(v, pa.int32()) for k, v in postings.items()}),
         directory / POSTINGS_FILE,
     )
-    write_parquet(records, directory / RECORDS_FILE)
+    write_parquet(records, directory / RECORDS_FILE, row_group_size=RECORDS_ROW_GROUP)
     if "embedding" in rows.column_names:
         write_embeddings(stored_embeddings(rows, order), directory)
     faiss_index, params = build_index(codes, choose_index(index, len(codes)))
@@ -312,10 +315,11 @@ def segment_rows(segment: Segment) -> pa.Table:
     """The segment's regions as shard rows (records numbered from its target base), so that
     segments can be built again from them."""
     record = segment.record.astype(np.int64) + segment.target_base
+    records = segment.records.table()
     codes = index_codes(segment.index)[segment.code_of]
     columns: dict[str, Any] = {
-        "seq_id": segment.records.column("seq_id").take(pa.array(segment.record)),
-        "source": segment.records.column("source").take(pa.array(segment.record)).cast(pa.string()),
+        "seq_id": records.column("seq_id").take(pa.array(segment.record)),
+        "source": records.column("source").take(pa.array(segment.record)).cast(pa.string()),
         "record": pa.array(record, pa.int64()),
         "region_start": pa.array(segment.region_start, pa.int32()),
         "region_end": pa.array(segment.region_end, pa.int32()),
@@ -335,6 +339,43 @@ def segment_rows(segment: Segment) -> pa.Table:
 # opening ----------------------------------------------------------------------------------------
 
 
+class RecordTable:
+    """seq_id and source of a segment's records, read a row group at a time as hits name them:
+    a segment of reads has a record per region, too many to hold in RAM at scale."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.file = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise DatabaseError(
+                f"{path}: unreadable ({one_line(exc)}); rebuild the database"
+            ) from exc
+        meta = self.file.metadata
+        self.num_rows = meta.num_rows
+        sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        self.group_start = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self.group = functools.lru_cache(maxsize=RECORD_GROUPS_CACHED)(self.read_group)
+
+    def read_group(self, number: int) -> pa.Table:
+        try:
+            return self.file.read_row_group(number)
+        except (OSError, pa.ArrowException) as exc:
+            raise DatabaseError(
+                f"{self.path}: unreadable ({one_line(exc)}); rebuild the database"
+            ) from exc
+
+    def row(self, record: int) -> tuple[str, str]:
+        """(seq_id, source) of one record."""
+        number = int(np.searchsorted(self.group_start, record, side="right")) - 1
+        group, at = self.group(number), record - int(self.group_start[number])
+        return group.column("seq_id")[at].as_py(), group.column("source")[at].as_py()
+
+    def table(self) -> pa.Table:
+        """Every record (compaction, bench truth)."""
+        return read_parquet(self.path)
+
+
 @dataclass
 class Segment:
     """An opened segment. Posting row ``p`` holds code ``code_of[p]``, its record (the segment's
@@ -351,7 +392,7 @@ class Segment:
     region_end: np.ndarray
     piece: np.ndarray | None
     piece_offset: np.ndarray | None
-    records: pa.Table
+    records: RecordTable
     store: SequenceStore | None
     target_base: int
 
@@ -367,7 +408,7 @@ class Segment:
             raise DatabaseError(str(exc)) from exc
         check_files(path, description, check)
         postings = read_parquet(path / POSTINGS_FILE)
-        records = read_parquet(path / RECORDS_FILE)
+        records = RecordTable(path / RECORDS_FILE)
         index = read_index(path / INDEX_FILE, description.get("index"))
         # int32 in memory (ids within a segment and positions within a record fit): half the RAM
         columns = {
@@ -448,13 +489,8 @@ class Segment:
 
     def hit_fields(self, row: int) -> tuple[str, str, int, int]:
         """(seq_id, source, region start, region end) of posting ``row``."""
-        record = int(self.record[row])
-        return (
-            self.records.column("seq_id")[record].as_py(),
-            self.records.column("source")[record].as_py(),
-            int(self.region_start[row]),
-            int(self.region_end[row]),
-        )
+        seq_id, source = self.records.row(int(self.record[row]))
+        return seq_id, source, int(self.region_start[row]), int(self.region_end[row])
 
     def sizes(self) -> dict[str, int]:
         return part_sizes(self.description["files"])
