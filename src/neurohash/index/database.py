@@ -632,10 +632,19 @@ class Database:
             ids[segment.target_base : segment.target_base + len(names)] = names
         return ids
 
-    def hit_fields(self, row: int) -> tuple[str, str, int, int]:
-        """(seq_id, source, region start, region end) of posting ``row``."""
+    def region_of(self, row: int) -> tuple[int, int]:
+        """(start, end) of the region of posting ``row``."""
         ((_, segment, local),) = self.split(np.array([row]))
-        return segment.hit_fields(int(local[0]))
+        return int(segment.region_start[local[0]]), int(segment.region_end[local[0]])
+
+    def record_names(self, rows: np.ndarray) -> list[tuple[str, str]]:
+        """(seq_id, source) of the records of posting ``rows``."""
+        out: list[tuple[str, str]] = [("", "")] * len(rows)
+        for where, segment, local in self.split(rows):
+            names = segment.records.rows(segment.record[local])
+            for i, name in zip(where.tolist(), names, strict=True):
+                out[i] = name
+        return out
 
     def stats(self) -> dict[str, Any]:
         """Counts, and bytes on disk per kind and per region, with the compression ratio

@@ -63,6 +63,7 @@ class Hit:
     hamming: int
     est_distance: float
     edit_distance: int | None = None
+    posting: int = -1  # the database's posting row of the region
 
 
 @dataclass
@@ -342,12 +343,29 @@ def search(
     if refining:
         cands = refine(db, cands, refiner, want)
     if not rerank:
-        return [hamming_hits(db, q, c, k) for q, c in enumerate(cands)]
+        return named([hamming_hits(db, q, c, k) for q, c in enumerate(cands)], db)
     pairs = [rerank_pairs(db, c) for c in cands]
     distances = exact_distances(db, query_seqs, pairs)
+    return named(
+        [
+            edit_hits(db, q, c, p[1], d, k)
+            for q, (c, p, d) in enumerate(zip(cands, pairs, distances, strict=True))
+        ],
+        db,
+    )
+
+
+def named(hits: list[list[Hit]], db: Database) -> list[list[Hit]]:
+    """The hits with their targets' seq_id and source, looked up together (each row group of
+    a segment's records read once)."""
+    rows = np.array([hit.posting for per_query in hits for hit in per_query], dtype=np.int64)
+    names = iter(db.record_names(rows))
     return [
-        edit_hits(db, q, c, p[1], d, k)
-        for q, (c, p, d) in enumerate(zip(cands, pairs, distances, strict=True))
+        [
+            dataclasses.replace(hit, target_id=n[0], source=n[1])
+            for hit, n in zip(q, names, strict=False)
+        ]  # names: all queries
+        for q in hits
     ]
 
 
@@ -368,19 +386,20 @@ def make_hit(
     estimate: float,
     edit: int | None = None,
 ) -> Hit:
-    """A Hit for posting row ``posting`` (its target and region)."""
-    seq_id, source, start, end = db.hit_fields(int(posting))
+    """A Hit for posting row ``posting``: its target and region (named later, see ``named``)."""
+    start, end = db.region_of(int(posting))
     return Hit(
         query=query,
         rank=rank,
         target=int(db.target_of[posting]),
-        target_id=seq_id,
-        source=source,
+        target_id="",
+        source="",
         region_start=start,
         region_end=end,
         hamming=int(hamming),
         est_distance=estimate,
         edit_distance=None if edit is None else int(edit),
+        posting=int(posting),
     )
 
 

@@ -60,8 +60,7 @@ HNSW_EF_SEARCH = 128
 IVF_NPROBE = 16
 ROW_COLUMNS = ("seq_id", "source", "record", "region_start", "region_end", "sequence", "embedding")
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 9}
-RECORDS_ROW_GROUP = 65_536  # records read together to name a hit
-RECORD_GROUPS_CACHED = 16
+RECORDS_ROW_GROUP = 65_536  # records read together to name hits
 
 
 class DatabaseError(NeurohashError, ValueError):
@@ -340,8 +339,8 @@ def segment_rows(segment: Segment) -> pa.Table:
 
 
 class RecordTable:
-    """seq_id and source of a segment's records, read a row group at a time as hits name them:
-    a segment of reads has a record per region, too many to hold in RAM at scale."""
+    """seq_id and source of a segment's records, read a row group at a time as hits need them
+    and dropped after: a segment of reads has a record per region, too many to hold in RAM."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -355,21 +354,26 @@ class RecordTable:
         self.num_rows = meta.num_rows
         sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         self.group_start = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
-        self.group = functools.lru_cache(maxsize=RECORD_GROUPS_CACHED)(self.read_group)
 
-    def read_group(self, number: int) -> pa.Table:
-        try:
-            return self.file.read_row_group(number)
-        except (OSError, pa.ArrowException) as exc:
-            raise DatabaseError(
-                f"{self.path}: unreadable ({one_line(exc)}); rebuild the database"
-            ) from exc
-
-    def row(self, record: int) -> tuple[str, str]:
-        """(seq_id, source) of one record."""
-        number = int(np.searchsorted(self.group_start, record, side="right")) - 1
-        group, at = self.group(number), record - int(self.group_start[number])
-        return group.column("seq_id")[at].as_py(), group.column("source")[at].as_py()
+    def rows(self, records: np.ndarray) -> list[tuple[str, str]]:
+        """(seq_id, source) of each of ``records``; each row group they reach is read once."""
+        records = np.asarray(records, dtype=np.int64)
+        group_of = np.searchsorted(self.group_start, records, side="right") - 1
+        out: list[tuple[str, str]] = [("", "")] * len(records)
+        for number in np.unique(group_of).tolist():
+            where = np.flatnonzero(group_of == number)
+            at = pa.array(records[where] - self.group_start[number])
+            try:
+                group = self.file.read_row_group(number)
+            except (OSError, pa.ArrowException) as exc:
+                raise DatabaseError(
+                    f"{self.path}: unreadable ({one_line(exc)}); rebuild the database"
+                ) from exc
+            ids = group.column("seq_id").take(at).to_pylist()
+            sources = group.column("source").take(at).cast(pa.string()).to_pylist()
+            for i, name in zip(where.tolist(), zip(ids, sources, strict=True), strict=True):
+                out[i] = name
+        return out
 
     def table(self) -> pa.Table:
         """Every record (compaction, bench truth)."""
@@ -486,11 +490,6 @@ class Segment:
         """(int8 values, float32 scale) of every posting, read on first use (refining)."""
         table = read_parquet(self.path / EMBEDDINGS_FILE)
         return embedding_matrix(table.column("embedding")), table.column("scale").to_numpy()
-
-    def hit_fields(self, row: int) -> tuple[str, str, int, int]:
-        """(seq_id, source, region start, region end) of posting ``row``."""
-        seq_id, source = self.records.row(int(self.record[row]))
-        return seq_id, source, int(self.region_start[row]), int(self.region_end[row])
 
     def sizes(self) -> dict[str, int]:
         return part_sizes(self.description["files"])

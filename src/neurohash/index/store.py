@@ -230,8 +230,12 @@ class SequenceStore:
         self.offset = table.column("offset").to_numpy()
         self.length = table.column("length").to_numpy()
         runs = [pc.list_value_length(table.column(c)) for c in ("other_start", "lower_start")]
-        self.has_runs = (pc.add(*runs).to_numpy(zero_copy_only=False) > 0) if len(table) else []
-        self.table = table
+        self.has_runs = (
+            pc.add(*runs).to_numpy(zero_copy_only=False) > 0 if len(table) else np.zeros(0, bool)
+        )
+        # only the rows with runs stay as Arrow (few for reads); row_of_runs maps piece -> row
+        self.run_table = table.drop_columns(["offset", "length"]).filter(pa.array(self.has_runs))
+        self.row_of_runs = np.cumsum(self.has_runs, dtype=np.int64) - 1
         self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
@@ -280,7 +284,8 @@ class SequenceStore:
         self, piece: int, start: int, length: int
     ) -> tuple[tuple[list[int], list[int], bytes], tuple[list[int], list[int]]]:
         """The piece's exception runs, clipped to [start, start + length) and made relative."""
-        row = {name: self.table.column(name)[piece].as_py() for name in self.table.column_names}
+        table, at = self.run_table, int(self.row_of_runs[piece])
+        row = {name: table.column(name)[at].as_py() for name in table.column_names}
         other = clip(row["other_start"], row["other_length"], start, length)
         symbols = bytes(row["other_symbol"][i] for i in other[2])
         lower = clip(row["lower_start"], row["lower_length"], start, length)
