@@ -2,10 +2,12 @@
 top C holds, per model, coder and bit length, beside the float embedding and k-mer baselines.
 
     python bench/codes.py --ckpt NAME=CKPT [NAME=CKPT ...] [--db-size 20000] [--queries 200]
-        [--bits 64 128 256] [--cli] [--workdir DIR] [--out FILE.json] [--quick]
+        [--bits 64 128 256] [--fasta greengenes] [--cli] [--workdir DIR] [--out FILE.json]
+        [--quick]
 
-1. Greengenes sequences, cleaned as the models were trained: ``db-size`` stored, ``queries``
-   queries outside every model's training sample (rebuilt from the run's ``config.yaml``).
+1. Greengenes (or ``--fasta``) sequences, cleaned as the models were trained: ``db-size``
+   stored, ``queries`` queries outside every model's training sample (rebuilt from the run's
+   ``config.yaml``).
 2. Truth: the exact edit distance of every query to every stored sequence (rapidfuzz); a query's
    relevant set is its top 10, ties at the 10th distance counted.
 3. For each model: its own codes (the coder it was trained with), and from its float embedding
@@ -62,7 +64,7 @@ def training_sequences(ckpt: Path, cleaning: Cleaning) -> set[str]:
 
 def split(args: argparse.Namespace, cleaning: Cleaning, seen: set[str]) -> tuple[list, list]:
     """(stored, queries): a seeded sample; queries drawn from sequences no model trained on."""
-    records, _ = load_records("greengenes", cleaning, args.db_size + 3 * args.queries, args.seed)
+    records, _ = load_records(args.fasta, cleaning, args.db_size + 3 * args.queries, args.seed)
     order = np.random.default_rng(args.seed).permutation(len(records))
     fresh = [i for i in order if records[i].seq not in seen][: args.queries]
     taken = set(fresh)
@@ -114,6 +116,7 @@ def model_methods(
     module: Any, stored: list[str], queries: list[str], bits: list[int], seed: int
 ) -> dict[str, tuple[int, np.ndarray]]:
     """name -> (bits, query x stored distances) of a model's codes and embedding."""
+    torch.set_grad_enabled(False)
     max_len = module.normaliser
     emb_s, emb_q = (embed_sequences(module, seqs, max_len) for seqs in (stored, queries))
     own = module.hashing
@@ -239,6 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
     return {
         "config": {
+            "fasta": str(args.fasta),
             "db_size": len(stored),
             "queries": len(queries),
             "k": args.k,
@@ -266,12 +270,12 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         "## Codes: candidate recall",
         "",
-        f"{cfg['queries']} Greengenes queries held out of every model's training sample, against "
-        f"{cfg['db_size']:,} stored Greengenes sequences; truth is the exact edit-distance top "
-        f"{cfg['k']} (ties counted). recall@10 of C: the share of it among the C nearest by each "
-        "method (C = 10: Hamming search alone; C = 100: after an exact re-rank of the top 100, no "
-        "embeddings). Targets: Hamming alone >= 0.5 and above 5-mer cosine; top-100 + re-rank "
-        ">= 0.95.",
+        f"{cfg['queries']} queries held out of every model's training sample, against "
+        f"{cfg['db_size']:,} stored sequences of `{cfg['fasta']}`; truth is the exact "
+        f"edit-distance top {cfg['k']} (ties counted). recall@10 of C: the share of it among "
+        "the C nearest by each method (C = 10: Hamming search alone; C = 100: after an exact "
+        "re-rank of the top 100, no embeddings). Targets: Hamming alone >= 0.5 and above 5-mer "
+        "cosine; top-100 + re-rank >= 0.95.",
         "",
         table(["method", "bits", "C = 10", "C = 100", "C = 1000"], rows),
         "",
@@ -324,6 +328,7 @@ def plot(report: dict[str, Any], path: Path) -> Path:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt", nargs="+", required=True, help="NAME=CKPT of each model")
+    parser.add_argument("--fasta", default="greengenes", help="sequences (default: Greengenes)")
     parser.add_argument("--db-size", type=int, default=20_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--bits", type=int, nargs="+", default=[64, 128, 256])

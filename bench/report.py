@@ -45,6 +45,7 @@ ORDER = (
     "search_scale",
     "build",
     "store",
+    "codes",
 )
 NOISE = (
     "Speed figures were measured on a 2-core virtual machine with no other benchmark running; "

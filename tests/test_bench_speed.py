@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import load_bench
+from tests.helpers import SHARED_DATA, V4_FILE, load_bench
 
 pytestmark = pytest.mark.slow
 
@@ -166,6 +166,25 @@ def test_store_scale(results: Path, checkpoint: Path, tmp_path: Path) -> None:
     }  # flat indexes: the same hits
 
 
+def test_codes(results: Path, checkpoint: Path, tmp_path: Path) -> None:
+    """Candidate recall of the tiny model's codes, its SimHash and ITQ, the baselines; the
+    user's commands re-ranking the Hamming top 100 find what candidate recall at 100 says."""
+    out = results / "codes.json"
+    args = ["--quick", "--ckpt", f"tiny={checkpoint}", "--fasta", str(SHARED_DATA / V4_FILE)]
+    args += ["--bits", "64", "128", "--cli", "--workdir", str(tmp_path), "--out", str(out)]
+    load_bench("codes").main(args)
+    report = written(out)
+    curves = report["curves"]
+    assert {"5-mer cosine", "1-bit MinHash 64", "tiny: ITQ 128", "tiny: float embedding"} <= set(
+        curves
+    )
+    for curve in curves.values():
+        values = [curve["recall"][c] for c in sorted(curve["recall"], key=int)]
+        assert all(0 <= v <= 1 for v in values) and values == sorted(values)  # grows with C
+    own = curves["tiny: own (LearnedHash)"]["recall"]["100"]
+    assert report["cli"]["tiny"]["recall@10"] == pytest.approx(own, abs=0.02)
+
+
 def test_report(results: Path, tmp_path: Path) -> None:
     """Runs after the benchmarks above (file order): every JSON becomes a section."""
     md = tmp_path / "benchmarks.md"
@@ -178,6 +197,7 @@ def test_report(results: Path, tmp_path: Path) -> None:
         "## Search at scale",
         "## Database on disk",
         "## Database at scale",
+        "## Codes: candidate recall",
     ):
         assert heading in text
     assert text.count("quick mode") >= 3 and "python bench/embed.py --quick" in text

@@ -23,10 +23,13 @@ class CheckpointError(NeurohashError):
 
 def stored_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """What a checkpoint carries to rebuild and evaluate the model: resolved, plain dicts."""
-    if OmegaConf.is_config(cfg):  # resolved in place: the parts may refer to the root (${seed})
-        cfg = OmegaConf.to_container(cfg, resolve=True)
-    keep = {key: cfg[key] for key in ("model", "distance", "loss", "hashing")}
-    keep["data"] = {"max_len": cfg["data"]["max_len"], "cleaning": cfg["data"]["cleaning"]}
+
+    def resolved(node: Any) -> Any:  # in place: a part may refer to the root (``${seed}``)
+        return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+    keep = {key: resolved(cfg[key]) for key in ("model", "distance", "loss", "hashing")}
+    data = cfg["data"]
+    keep["data"] = {"max_len": resolved(data["max_len"]), "cleaning": resolved(data["cleaning"])}
     return OmegaConf.to_container(OmegaConf.create(keep), resolve=True)
 
 
