@@ -57,18 +57,20 @@ def test_every_model_trains_the_ranking_codes_jointly_without_nan(
         assert math.isfinite(metrics[f"test/{key}"]), (key, metrics)
 
 
-@pytest.mark.parametrize("hashing", ["rank", "itq"])
+@pytest.mark.parametrize("hashing", ["rank", "itq", "learned"])
 def test_retrieval_coders_are_saved_fitted_and_reload(
     v4_small: Path, tmp_path: Path, hashing: str, one_thread: None
 ) -> None:
     """A run's checkpoint rebuilds its coder with what training fitted (ITQ's projection is
-    refitted at validation, so it is no longer its seeded start) and the same codes."""
+    refitted at validation, so it is no longer its seeded start); checkpoints of the former
+    default (``hashing=learned``) keep loading."""
     overrides = ["model=cnn", f"hashing={hashing}", "trainer.max_epochs=1"]
     overrides += ["trainer.limit_train_batches=3"]
     cfg = compose_train(tmp_path, *small_v4(v4_small, tmp_path, *overrides))
     train(cfg)
     module = load_module(tmp_path / "checkpoints" / "last.ckpt")
-    assert type(module.hashing).__name__ == {"itq": "ItqHash"}.get(hashing, "RankHash")
+    names = {"itq": "ItqHash", "rank": "RankHash", "learned": "LearnedHash"}
+    assert type(module.hashing).__name__ == names[hashing]
     fresh = build_training_module(cfg)
     emb = torch.randn(16, module.encoder.embedding_dim)
     module.eval(), fresh.eval()

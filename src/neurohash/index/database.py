@@ -80,8 +80,8 @@ SEGMENT_REGIONS = 500_000  # regions per segment a build reads and indexes at on
 def edits_per_bit(module: DistanceEmbeddingModule) -> float | None:
     """Edits per differing bit of a learned hash (exp(log_scale) * L / bits), else None.
 
-    LearnedHash fits exp(log_scale) * hamming / bits to ED / L, so this turns a Hamming distance
-    into an estimated edit distance; SimHash codes have no such scale.
+    LearnedHash (and RankHash) fit exp(log_scale) * hamming / bits to ED / L, so this turns a
+    Hamming distance into an estimated edit distance; SimHash and ITQ codes have no such scale.
     """
     log_scale = getattr(module.hashing, "log_scale", None)
     if log_scale is None:
