@@ -312,7 +312,11 @@ def markdown(report: dict[str, Any]) -> str:
 
 def plot(report: dict[str, Any], path: Path) -> Path:
     fig, ax = subplots(figsize=(8, 5))
+    drawn: list[dict] = []
     for name, c in report["curves"].items():
+        if c["recall"] in drawn:  # e.g. SimHash of two runs sharing an encoder (detached heads)
+            continue
+        drawn.append(c["recall"])
         xs = sorted(int(n) for n in c["recall"])
         ys = [c["recall"][str(n)] for n in xs]
         style = "--" if c["model"] is None else ("-" if c["bits"] else ":")
