@@ -34,7 +34,15 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 from report import ROOT, begin, publish, save_figure, subplots, table
-from search import minhash_signatures, neurohash_command, normalised, read_hits, shell, write_fasta
+from search import (
+    minhash_signatures,
+    neurohash_command,
+    normalised,
+    read_hits,
+    recall,
+    shell,
+    write_fasta,
+)
 
 from neurohash.checkpoint import load_module, stored_cleaning
 from neurohash.data.cleaning import Cleaning
@@ -194,13 +202,6 @@ def cli_search(name: str, ckpt: Path, work: Path, stored: Path, queries: list, k
     return {"hits": hits, "stats": Database.open(db).stats(), **seconds}
 
 
-def cli_recall(found: list[list[int]], exact: np.ndarray, k: int) -> float:
-    kth = np.partition(exact, k - 1, axis=1)[:, k - 1]
-    return float(
-        np.mean([np.sum(exact[q, rows[:k]] <= kth[q]) / k for q, rows in enumerate(found)])
-    )
-
-
 # the run ----------------------------------------------------------------------------------------
 
 
@@ -235,7 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             found = read_hits(done["hits"], [r.id for r in query_recs], row_of)
             stats = done.pop("stats")
             cli[model] = {
-                "recall@10": cli_recall(found, exact, args.k),
+                "recall@10": recall(found, exact, args.k)[f"recall@{args.k}"],
                 "bytes_codes_postings_per_region": stats["bytes_codes_postings"] / stats["regions"],
                 "bytes_sequences_per_region": stats["bytes_sequences"] / stats["regions"],
                 **{key: v for key, v in done.items() if key.endswith("_s")},

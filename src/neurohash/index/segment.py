@@ -347,9 +347,7 @@ class RecordTable:
         try:
             self.file = pq.ParquetFile(path)
         except (OSError, pa.ArrowException) as exc:
-            raise DatabaseError(
-                f"{path}: unreadable ({one_line(exc)}); rebuild the database"
-            ) from exc
+            raise unreadable(path, exc) from exc
         meta = self.file.metadata
         self.num_rows = meta.num_rows
         sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
@@ -366,9 +364,7 @@ class RecordTable:
             try:
                 group = self.file.read_row_group(number)
             except (OSError, pa.ArrowException) as exc:
-                raise DatabaseError(
-                    f"{self.path}: unreadable ({one_line(exc)}); rebuild the database"
-                ) from exc
+                raise unreadable(self.path, exc) from exc
             ids = group.column("seq_id").take(at).to_pylist()
             sources = group.column("source").take(at).cast(pa.string()).to_pylist()
             for i, name in zip(where.tolist(), zip(ids, sources, strict=True), strict=True):
@@ -531,7 +527,12 @@ def read_parquet(path: Path) -> pa.Table:
     try:
         return pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
-        raise DatabaseError(f"{path}: unreadable ({one_line(exc)}); rebuild the database") from exc
+        raise unreadable(path, exc) from exc
+
+
+def unreadable(path: Path, exc: Exception) -> DatabaseError:
+    """The error for a segment file Parquet cannot decode."""
+    return DatabaseError(f"{path}: unreadable ({one_line(exc)}); rebuild the database")
 
 
 def posting_offsets(code_id: np.ndarray, n_codes: int, path: Path) -> np.ndarray:

@@ -233,9 +233,9 @@ class SequenceStore:
         self.has_runs = (
             pc.add(*runs).to_numpy(zero_copy_only=False) > 0 if len(table) else np.zeros(0, bool)
         )
-        # only the rows with runs stay as Arrow (few for reads); row_of_runs maps piece -> row
+        # only the rows with runs stay as Arrow (few for reads), in piece order
         self.run_table = table.drop_columns(["offset", "length"]).filter(pa.array(self.has_runs))
-        self.row_of_runs = np.cumsum(self.has_runs, dtype=np.int64) - 1
+        self.run_pieces = np.flatnonzero(self.has_runs)
         self.cache: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
@@ -284,7 +284,7 @@ class SequenceStore:
         self, piece: int, start: int, length: int
     ) -> tuple[tuple[list[int], list[int], bytes], tuple[list[int], list[int]]]:
         """The piece's exception runs, clipped to [start, start + length) and made relative."""
-        table, at = self.run_table, int(self.row_of_runs[piece])
+        table, at = self.run_table, int(np.searchsorted(self.run_pieces, piece))
         row = {name: table.column(name)[at].as_py() for name in table.column_names}
         other = clip(row["other_start"], row["other_length"], start, length)
         symbols = bytes(row["other_symbol"][i] for i in other[2])
