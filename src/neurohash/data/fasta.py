@@ -26,6 +26,14 @@ class SequenceRecord:
     source: str = ""
 
 
+_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
+
+
+def reverse_complement(seq: str) -> str:
+    """The other strand of ``seq`` read 5' to 3' (A/C/G/T/N, either case; other symbols kept)."""
+    return seq.translate(_COMPLEMENT)[::-1]
+
+
 class SequenceFileError(NeurohashError, ValueError):
     """A sequence file is missing, unreadable or malformed."""
 
