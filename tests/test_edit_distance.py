@@ -13,6 +13,7 @@ from neurohash.data.edit_distance import (
     cached_distance_matrix,
     content_hash,
     distance_matrix,
+    infix_distances,
     paired_distances,
 )
 from neurohash.data.fasta import SequenceRecord
@@ -161,3 +162,15 @@ def test_cached_matrix_keeps_distances_beyond_uint16(tmp_path: Path) -> None:
     again = cached_distance_matrix(seqs, tmp_path)
     expected = [[0, 70_000, 70_000], [70_000, 0, 70_000], [70_000, 70_000, 0]]
     assert first.tolist() == again.tolist() == expected
+
+
+def test_infix_distance_finds_a_read_inside_a_region() -> None:
+    """A read copied into a region is at distance 0 (its edits only, once mutated); the global
+    distance would count every other base of the region."""
+    rng = np.random.default_rng(3)
+    region = "".join(rng.choice(list("ACGT"), size=1600))
+    read = region[700:850]
+    mutated = read[:40] + "T" + read[41:100] + read[101:]  # one substitution or match, one deletion
+    out = infix_distances([read, mutated, read], [region, region, region[:700]])
+    assert out[0] == 0 and 1 <= out[1] <= 2 and out[2] > 40
+    assert paired_distances([read], [region])[0] >= 1450

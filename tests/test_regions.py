@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurohash.data.fasta import iter_records
+from neurohash.data.fasta import iter_records, reverse_complement
 from neurohash.data.mutation import MutationRates, mutate
 from neurohash.data.regions import MAX_HASH, kmer_hashes, mix64, sample_regions, sliding_min
 from tests.helpers import INFLUENZA_FILE
@@ -117,7 +117,8 @@ def test_kmers_with_n_never_anchor() -> None:
 def test_kmer_hashes_match_a_python_reference() -> None:
     seq = "ACGTTGCAACGTNACGTACGGT"
     code = {"A": 0, "C": 1, "G": 2, "T": 3}
-    hashes = kmer_hashes(seq, 4, len(seq) - 3, seed=5)
+    hashes, forward = kmer_hashes(seq, 4, len(seq) - 3, seed=5)
+    assert forward.all()
     for i, value in enumerate(hashes):
         kmer = seq[i : i + 4]
         if "N" in kmer:
@@ -142,6 +143,8 @@ def test_bad_settings_are_refused() -> None:
         sample_regions("ACGT" * 100, 160, k=33)
     with pytest.raises(ValueError, match="exceed the window"):
         sample_regions("ACGT" * 100, 10, k=15)
+    with pytest.raises(ValueError, match="odd k"):
+        sample_regions("ACGT" * 100, 160, k=16, canonical=True)
 
 
 def test_a_run_of_one_base_anchors_once_not_at_every_base() -> None:
@@ -152,3 +155,53 @@ def test_a_run_of_one_base_anchors_once_not_at_every_base() -> None:
     with_run = sample_regions(genome[:20_000] + "A" * 433_000 + genome[20_000:], 152, 1.0)
     assert len(plain) - 3 <= len(with_run) <= len(plain) + 3
     assert len(sample_regions("AT" * 20_000, 152, 1.0)) == 1  # a tandem repeat: once per run
+
+
+def mirrored(regions: list[tuple[int, int]], length: int) -> list[tuple[int, int]]:
+    """Regions of the reverse complement, in the coordinates of the forward strand."""
+    return sorted((length - end, length - start) for start, end in regions)
+
+
+def test_canonical_hashes_are_the_same_on_both_strands() -> None:
+    seq = "ACGTTGCAACGTACGTACGGTTTAGC"
+    hashes, forward = kmer_hashes(seq, 5, len(seq) - 4, canonical=True)
+    rc_hashes, rc_forward = kmer_hashes(reverse_complement(seq), 5, len(seq) - 4, canonical=True)
+    assert (hashes == rc_hashes[::-1]).all() and (forward == ~rc_forward[::-1]).all()
+
+
+def test_canonical_anchors_are_the_same_on_a_sequence_and_its_reverse_complement(
+    segments: list[str],
+) -> None:
+    """Each region of the reverse complement is exactly the reverse complement of a region of
+    the sequence (influenza segments, and a genome with a homopolymer run and an N run)."""
+    rng = np.random.default_rng(2)
+    genome = "".join(rng.choice(list("ACGT"), size=30_000))
+    genome = genome[:9_000] + "A" * 5_000 + genome[9_000:20_000] + "N" * 700 + genome[20_000:]
+    for seq in [*segments, genome]:
+        for window, density in ((160, 10.0), (1001, 2.0)):
+            forward = sample_regions(seq, window, density, K, canonical=True)
+            reverse = sample_regions(reverse_complement(seq), window, density, K, canonical=True)
+            assert forward == mirrored(reverse, len(seq))
+            if len(seq) > window:
+                assert all(end - start == window for start, end in forward)
+    forward_only = sample_regions(genome, 160, 10.0, K)
+    assert forward_only != mirrored(
+        sample_regions(reverse_complement(genome), 160, 10.0, K), 35_700
+    )
+
+
+def test_canonical_regions_keep_density_and_share_anchors_with_a_mutant(
+    segments: list[str],
+) -> None:
+    genome = "".join(segments)
+    found = len(sample_regions(genome, 160, 5.0, K, canonical=True)) / (len(genome) / 1000)
+    assert 0.7 * 5.0 < found < 1.3 * 5.0, found
+    rng = np.random.default_rng(0)
+    rates = MutationRates(substitution=0.01, insertion=0.002, deletion=0.002)
+    mutant = mutate(genome, rates, rng)
+    ours = {genome[s : s + 160] for s, _ in sample_regions(genome, 160, 5.0, K, canonical=True)}
+    theirs = sample_regions(reverse_complement(mutant), 160, 5.0, K, canonical=True)
+    theirs = {reverse_complement(mutant)[s : s + 160] for s, _ in theirs}
+    # the mutant's reverse-strand windows are the reverse complements of windows near ours
+    near = [any(reverse_complement(t)[70:90] in o for o in ours) for t in theirs]
+    assert np.mean(near) > 0.5, np.mean(near)

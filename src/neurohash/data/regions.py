@@ -10,10 +10,19 @@ lengths or the shifts that indels elsewhere cause; and a position is the minimum
 probability ~1 / span, which makes ``density`` the expected number of regions per kb.
 
 The hash is a seeded murmur3 finaliser of the k-mer's 2-bit code (A=0, C=1, G=2, T=3), never
-Python's ``hash()`` (salted per process). k-mers holding N never anchor a region. Only the forward
-strand is read. Identical k-mers tie: of a k-mer that recurs within one span (a homopolymer,
-a tandem repeat) only the first occurrence anchors a region, so a 433 kb run of one base (an N
-run replaced at cleaning) is one region, not one per base.
+Python's ``hash()`` (salted per process). k-mers holding N never anchor a region. Identical k-mers
+tie: of a k-mer that recurs within one span (a homopolymer, a tandem repeat) only the first
+occurrence anchors a region, so a 433 kb run of one base (an N run replaced at cleaning) is one
+region, not one per base.
+
+**Both strands** (``canonical=True``, the default of ``predict.py``): a k-mer is hashed as the
+smaller of its code and its reverse complement's (minimap2's canonical k-mers), every k-mer
+position is a candidate, and the window is centred on the anchoring k-mer (moved inside the
+sequence at its ends). A sequence and its reverse complement then anchor the same k-mers, and
+each region of one is exactly the reverse complement of a region of the other: a read from
+either strand of a stored genome is cut where the genome was. A recurring k-mer anchors at the
+first and the last occurrence of its run, which reads the same from both ends. Without
+``canonical`` (databases built before it) windows start at the anchor, forward strand only.
 """
 
 from __future__ import annotations
@@ -38,22 +47,35 @@ def mix64(x: np.ndarray, seed: int = 0) -> np.ndarray:
         return x ^ (x >> np.uint64(33))
 
 
-def kmer_hashes(seq: str, k: int, n: int, seed: int = 0) -> np.ndarray:
-    """Hashes (uint64) of the ``n`` k-mers starting at 0..n-1; MAX_HASH where a k-mer holds N."""
-    if not 1 <= k <= 32:
-        raise ValueError(f"k must be in 1..32 (a 2-bit k-mer fits 64 bits), got {k}")
-    codes = _CODE[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
-    bits = (codes & 3).astype(np.uint64)
+def kmer_codes(bits: np.ndarray, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """2-bit codes (uint64) of the ``n`` k-mers starting at 0..n-1, and of their reverse
+    complements (the complement of code c is 3 - c, read backwards)."""
     kmers = np.zeros(n, dtype=np.uint64)
+    reverse = np.zeros(n, dtype=np.uint64)
     for j in range(k):  # k in-place passes: kmer = kmer * 4 + code
         kmers <<= np.uint64(2)
         kmers |= bits[j : j + n]
-    hashes = mix64(kmers, seed)
+        reverse |= (np.uint64(3) - bits[j : j + n]) << np.uint64(2 * j)
+    return kmers, reverse
+
+
+def kmer_hashes(
+    seq: str, k: int, n: int, seed: int = 0, canonical: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes (uint64) of the ``n`` k-mers starting at 0..n-1 (MAX_HASH where a k-mer holds N),
+    and whether each k-mer is read forward: its code is not above its reverse complement's
+    (always True unless ``canonical``, where the smaller of the two codes is hashed)."""
+    if not 1 <= k <= 32:
+        raise ValueError(f"k must be in 1..32 (a 2-bit k-mer fits 64 bits), got {k}")
+    codes = _CODE[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+    kmers, reverse = kmer_codes((codes & 3).astype(np.uint64), k, n)
+    forward = kmers <= reverse if canonical else np.ones(n, dtype=bool)
+    hashes = mix64(np.minimum(kmers, reverse) if canonical else kmers, seed)
     invalid = codes == 255
     if invalid.any():
         count = np.concatenate([[0], np.cumsum(invalid, dtype=np.int64)])
         hashes[count[k : k + n] - count[:n] > 0] = MAX_HASH
-    return hashes
+    return hashes, forward
 
 
 def sliding_min(x: np.ndarray, size: int) -> np.ndarray:
@@ -74,26 +96,35 @@ def sliding_min(x: np.ndarray, size: int) -> np.ndarray:
     return np.minimum(suffix[:n], prefix[width - 1 : width - 1 + n])
 
 
-def first_of_repeats(starts: np.ndarray, hashes: np.ndarray, span: int) -> np.ndarray:
-    """The anchors (sorted ``starts``) whose k-mer did not anchor fewer than ``span`` bases
-    before: repeats of one k-mer anchor once per run, as a homopolymer would otherwise anchor at
-    every base."""
+def ends_of_repeats(
+    starts: np.ndarray, hashes: np.ndarray, span: int, last: bool = False
+) -> np.ndarray:
+    """The anchors (sorted ``starts``) that begin a run of one k-mer (repeats fewer than
+    ``span`` bases apart), and with ``last`` also those that end one: a homopolymer would
+    otherwise anchor at every base."""
     order = np.lexsort((starts, hashes))
-    same = np.diff(hashes[order]) == 0
-    near = np.diff(starts[order]) < span
-    repeat = np.zeros(len(order), dtype=bool)
-    repeat[1:] = same & near
-    return np.sort(starts[order[~repeat]])
+    chained = np.diff(hashes[order]) == 0
+    chained &= np.diff(starts[order]) < span
+    keep = np.ones(len(order), dtype=bool)
+    keep[1:] = ~chained
+    if last:
+        keep[:-1] |= ~chained
+    return np.sort(starts[order[keep]])
 
 
 def sample_regions(
-    seq: str, window: int, density: float = 1.0, k: int = 15, seed: int = 0
+    seq: str,
+    window: int,
+    density: float = 1.0,
+    k: int = 15,
+    seed: int = 0,
+    canonical: bool = False,
 ) -> list[tuple[int, int]]:
     """Half-open regions ``(start, end)`` of ``seq`` to embed, sorted by start.
 
     A sequence of at most ``window`` bases is one region ``(0, len)``; a longer one gets windows of
-    exactly ``window`` bases starting at the local hash minima described in the module docstring,
-    about ``density`` per kb (at least one).
+    exactly ``window`` bases at the local hash minima described in the module docstring, about
+    ``density`` per kb (at least one); with ``canonical`` the same on both strands.
     """
     if window < 1 or density <= 0:
         raise ValueError(f"need window >= 1 and density > 0, got {window} and {density}")
@@ -101,11 +132,33 @@ def sample_regions(
         return [(0, len(seq))]
     if k > window:
         raise ValueError(f"k ({k}) must not exceed the window ({window})")
-    n = len(seq) - window + 1  # starts where a full window fits
-    hashes = kmer_hashes(seq, k, n, seed)
+    if canonical and k % 2 == 0:
+        raise ValueError(
+            f"canonical anchors need an odd k (got {k}): an even k-mer can be its "
+            "own reverse complement, which no strand can tell apart"
+        )
     span = max(1, round(1000.0 / density))
+    # forward: starts where a full window fits; canonical: every k-mer, its window centred on it
+    n = len(seq) - k + 1 if canonical else len(seq) - window + 1
+    hashes, forward = kmer_hashes(seq, k, n, seed, canonical)
     starts = np.flatnonzero((hashes == sliding_min(hashes, span | 1)) & (hashes != MAX_HASH))
-    starts = first_of_repeats(starts, hashes[starts], span)
+    starts = ends_of_repeats(starts, hashes[starts], span, last=canonical)
     if len(starts) == 0:  # every k-mer holds N: no content to anchor on, space them evenly
-        starts = np.arange(0, n, span)
+        return [(int(s), int(s) + window) for s in range(0, len(seq) - window + 1, span)]
+    if canonical:
+        starts = centred_starts(starts, forward[starts], k, window, len(seq))
     return [(int(s), int(s) + window) for s in starts]
+
+
+def centred_starts(
+    anchors: np.ndarray, forward: np.ndarray, k: int, window: int, length: int
+) -> np.ndarray:
+    """Starts of the windows centred on the k-mers at ``anchors``, inside the sequence, unique.
+
+    Twice the offset of a centre is ``2 * anchor + k``; when a window cannot be centred exactly
+    it is rounded down for a k-mer read forward and up for one read reverse-complemented, so
+    that on the other strand (where the k-mer's direction flips) the window is its mirror.
+    """
+    doubled = 2 * anchors.astype(np.int64) + k - window
+    starts = np.where(forward, np.floor_divide(doubled, 2), -np.floor_divide(-doubled, 2))
+    return np.unique(np.clip(starts, 0, length - window))
