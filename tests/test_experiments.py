@@ -1,4 +1,5 @@
-"""Every conf/experiment/*.yaml composes and runs one fast_dev_run batch on real V4 reads."""
+"""Every conf/experiment/neuroseed_*.yaml composes and runs one fast_dev_run batch on real V4
+reads (experiment=genomes: tests/test_genomes.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tests.helpers import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]
 V4 = ROOT.parent / "shared" / "data" / "study550_v4_amplicons.fasta.gz"
-EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("neuroseed_*.yaml"))
 PROTOCOL = "neuroseed_qiita"  # the base every neuroseed_<model> experiment extends
 METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
 

@@ -65,18 +65,34 @@ class DistanceEmbeddingModule(L.LightningModule):
         return self.hashing.codes(self.geometry.project(emb.float()))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        emb, pairs = self(batch["tokens"]), batch["pairs"]
+        tokens, pairs, strand = batch["tokens"], batch["pairs"], batch.get("strand_tokens")
+        emb = self(tokens if strand is None else torch.cat([tokens, strand]))
+        emb, reverse = emb[: len(tokens)], emb[len(tokens) :]
         pred = self.geometry(emb[pairs[:, 0]], emb[pairs[:, 1]])
         true = batch["edit_distance"] / self.normaliser
-        loss = self.loss(pred, true, n_triplets=len(batch["tokens"]) // 3)
+        loss = self.loss(pred, true, n_triplets=len(tokens) // 3)
         projected = self.geometry.project(emb.float())
         hash_loss = self.hashing.loss(projected, pairs, true, self.teacher(emb))
         self.log("train/hash_loss", hash_loss)
         loss = loss + hash_loss
+        if strand is not None:  # reverse complements of the first sequences (the anchors)
+            loss = loss + self.strand_loss(emb[: len(strand)], reverse, batch["strand_weight"])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/rmse_pct", 100 * torch.sqrt(torch.mean((pred.detach() - true) ** 2)))
+        return loss
+
+    def strand_loss(
+        self, emb: torch.Tensor, reverse: torch.Tensor, weight: torch.Tensor
+    ) -> torch.Tensor:
+        """``weight`` x the MSE of the distances (in ED / L, as the targets) between embeddings of
+        sequences and of their reverse complements against a target of 0: a genome window means
+        the same on either strand. Logs the term and the mean distance."""
+        distance = self.geometry(emb, reverse)
+        loss = weight * torch.mean(distance**2)
+        self.log("train/strand_distance", distance.detach().mean())
+        self.log("train/strand_loss", loss)
         return loss
 
     def teacher(self, emb: torch.Tensor) -> torch.Tensor | None:

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neurohash.data.cleaning import Cleaning
 from neurohash.data.edit_distance import cached_distance_matrix
@@ -90,12 +90,21 @@ class EditDistanceDataModule(L.LightningDataModule):
         return self.exact[part]
 
     def train_dataloader(self) -> DataLoader:
-        sampler = TripletSampler(len(self.seqs["train"]), self.neighbours, self.pairs, self.seed)
-        return DataLoader(
+        return self.triplet_loader(
             TripletDataset(self.seqs["train"], self.pairs.mutation, self.max_len),
+            TripletSampler(len(self.seqs["train"]), self.neighbours, self.pairs, self.seed),
+            TripletCollate(self.max_len, self.pairs.cross_pairs),
+        )
+
+    def triplet_loader(
+        self, dataset: Dataset, sampler: Sampler, collate: Callable[[list], dict]
+    ) -> DataLoader:
+        """Training batches: the sampler decides every triplet, the collate their exact targets."""
+        return DataLoader(
+            dataset,
             batch_size=self.batch_size,
             sampler=sampler,
-            collate_fn=TripletCollate(self.max_len, self.pairs.cross_pairs),
+            collate_fn=collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             drop_last=True,
