@@ -193,6 +193,8 @@ def cli_search(name: str, ckpt: Path, work: Path, stored: Path, queries: list, k
             "-k",
             str(k),
             "--rerank",
+            "--strand",  # amplicons share one orientation (vsearch's default too)
+            "plus",
             "--candidates",
             "100",
             "-o",

@@ -121,6 +121,8 @@ def run_commands(
         "-k",
         str(args.k),
         "--rerank",
+        "--strand",  # amplicons share one orientation (vsearch's default too)
+        "plus",
         "--candidates",
         str(args.candidates),
         "--refine",

@@ -24,7 +24,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from neurohash.checkpoint import load_module, model_fingerprint
-from neurohash.data.fasta import SequenceFileError, iter_records
+from neurohash.cli import main
+from neurohash.data.fasta import SequenceFileError, iter_records, reverse_complement
 from neurohash.data.regions import sample_regions
 from neurohash.data.tokens import encode
 from neurohash.files import file_sha256
@@ -142,7 +143,7 @@ def expected_regions(inputs: Path) -> list[tuple]:
     for path in sorted(inputs.glob("*.fasta*")):
         for rec in iter_records(path):
             seq = re.sub("[^ACGT]", "A", rec.seq.upper())  # the stored cleaning's replacement
-            for start, end in sample_regions(seq, MAX_LEN, DENSITY, 15, 0):
+            for start, end in sample_regions(seq, MAX_LEN, DENSITY, 15, 0, canonical=True):
                 rows.append((rec.id, str(path), record, start, end, seq[start:end]))
             record += 1
     return rows
@@ -167,7 +168,13 @@ def test_round_trip_codes_ids_regions(baseline: Path, checkpoint: Path, inputs: 
     assert manifest["records"] == manifest["records_kept"] == N_READS + 7
     assert manifest["dropped"] == {}  # inference drops no record: ambiguous bases are replaced
     assert len(manifest["shards"]) == -(-(N_READS + 7) // SHARD_SIZE)
-    assert manifest["regions"] == {"window": MAX_LEN, "density": DENSITY, "k": 15, "seed": 0}
+    assert manifest["regions"] == {
+        "window": MAX_LEN,
+        "density": DENSITY,
+        "k": 15,
+        "seed": 0,
+        "canonical": True,
+    }
     assert manifest["input_files"] == [str(p) for p in sorted(inputs.glob("*.fasta*"))]
     assert manifest["checkpoint"] == os.path.abspath(checkpoint)
     flu_rows = [r for r in got if r[1].endswith("b_flu.fasta")]
@@ -376,3 +383,35 @@ def test_predict_script(checkpoint: Path, inputs: Path, tmp_path: Path) -> None:
     assert manifest["rows"] == N_READS and len(manifest["shards"]) == 2
     composed = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     assert composed.output_dir == str(out) and composed.shard_size == 100
+
+
+def test_reads_of_a_stored_genome_are_found_on_both_strands(
+    checkpoint: Path, shared_data: Path, tmp_path: Path, capsys
+) -> None:
+    """20 kb of a real genome through predict -> index -> search: 60 bp reads from inside its
+    regions, half of them reverse-complemented, are found at semi-global distance 0 (``auto``
+    alignment: shorter than half the window), each on the strand it came from."""
+    genome = next(iter_records(shared_data / "genomes" / "shew_os185.fa.gz"))
+    piece = genome.seq[100_000:120_000]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "genome.fasta").write_text(f">{genome.id}\n{piece}\n")
+    shards, db = tmp_path / "shards", tmp_path / "db"
+    run_predict(checkpoint, tmp_path / "in", shards, "regions.density=20")
+    assert main(["index", str(shards), "-o", str(db)]) == 0
+    table = read_rows(shards)
+    rng = np.random.default_rng(0)
+    reads = []
+    for i, row in enumerate(rng.choice(table.num_rows, size=10, replace=False).tolist()):
+        start = table.column("region_start")[row].as_py() + int(rng.integers(0, MAX_LEN - 60))
+        read = piece[start : start + 60]
+        reads.append(
+            f">r{i}{'-' if i % 2 else '+'}\n{reverse_complement(read) if i % 2 else read}\n"
+        )
+    (tmp_path / "reads.fasta").write_text("".join(reads))
+    capsys.readouterr()
+    args = ["search", str(db), str(tmp_path / "reads.fasta"), "-k", "1", "--rerank"]
+    assert main([*args, "--candidates", str(table.num_rows)]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(r[1], r[2], r[6], r[7]) for r in rows] == [
+        (genome.id, f"{'-' if i % 2 else '+'}", "0", "infix") for i in range(10)
+    ]

@@ -16,10 +16,11 @@ from rapidfuzz.distance import Levenshtein
 
 from neurohash.checkpoint import WEIGHTS_DIGEST, load_module, model_fingerprint, weights_sha256
 from neurohash.cli import main
+from neurohash.data.fasta import reverse_complement
 from neurohash.data.sources import load_records
 from neurohash.hashing import hamming_matrix
 from neurohash.index.database import Database, DatabaseError, build_database
-from neurohash.index.search import embed_queries, search
+from neurohash.index.search import embed_queries, infix_rows, search
 from neurohash.index.segment import quantise
 from tests.test_database import synthetic_rows, write_shards
 
@@ -219,19 +220,20 @@ def test_search_tsv_header_and_rows(db_dir: Path, queries: Path, reads: list, ca
     args = ["search", str(db_dir), str(queries), "-k", "3", "--refine", "1", "--device", "cpu"]
     assert main(args) == 0  # Hamming only: the estimate is the Hamming times the learned scale
     header, rows = parse_tsv(capsys.readouterr().out)
-    assert header == ["query_id", "target_id", "rank", "hamming", "est_distance"]
-    assert len(rows) == 30 and all(len(row) == 5 for row in rows)
+    assert header == ["query_id", "target_id", "strand", "rank", "hamming", "est_distance"]
+    assert len(rows) == 30 and all(len(row) == 6 for row in rows)
     query_ids = [rec.id for rec in reads[:5] + reads[N_DB : N_DB + 5]]
     assert [row[0] for row in rows] == [qid for qid in query_ids for _ in range(3)]
-    assert [int(row[2]) for row in rows] == [1, 2, 3] * 10
+    assert {row[2] for row in rows} <= {"+", "-"}
+    assert [int(row[3]) for row in rows] == [1, 2, 3] * 10
     scale = Database.open(db_dir).edits_per_bit
     for row in rows:
-        assert 0 <= int(row[3]) <= 128
-        assert float(row[4]) == pytest.approx(int(row[3]) * scale, abs=0.006)
+        assert 0 <= int(row[4]) <= 128
+        assert float(row[5]) == pytest.approx(int(row[4]) * scale, abs=0.006)
     stored_ids = {rec.id for rec in reads[:N_DB]}
     assert {row[1] for row in rows} <= stored_ids
     for i in range(5):  # a stored read finds a code at Hamming 0 (itself or an identical code)
-        assert rows[3 * i][3] == "0"
+        assert rows[3 * i][4] == "0" and rows[3 * i][2] == "+"
 
 
 def test_refined_hits_are_the_models_nearest(
@@ -240,7 +242,8 @@ def test_refined_hits_are_the_models_nearest(
     """With a shortlist covering the whole database, refined hits are exactly the top-k by the
     model's float distance (brute force), and est_distance is that distance in edits."""
     capsys.readouterr()
-    assert main(["search", str(db_dir), str(queries), "-k", "3", "--refine", "100"]) == 0
+    args = ["search", str(db_dir), str(queries), "-k", "3", "--refine", "100", "--strand", "plus"]
+    assert main(args) == 0
     _, rows = parse_tsv(capsys.readouterr().out)
     module = load_module(checkpoint)
     stored = [rec.seq for rec in reads[:N_DB]]
@@ -256,7 +259,7 @@ def test_refined_hits_are_the_models_nearest(
         got = rows[3 * q : 3 * q + 3]
         expected = np.argsort(dist[q], kind="stable")[:3]
         assert [row[1] for row in got] == [reads[j].id for j in expected]
-        assert [float(row[4]) for row in got] == pytest.approx(dist[q, expected], abs=0.006)
+        assert [float(row[5]) for row in got] == pytest.approx(dist[q, expected], abs=0.006)
 
 
 def test_queries_from_stdin(db_dir: Path, queries: Path, monkeypatch, capsys) -> None:
@@ -276,15 +279,61 @@ def test_search_rerank_writes_exact_edit_distances(
     args = ["search", str(db_dir), str(queries), "-k", "4", "--rerank", "--candidates", "40"]
     assert main([*args, "-o", str(out)]) == 0
     header, rows = parse_tsv(out.read_text())
-    assert header[-1] == "edit_distance" and len(header) == 6
+    assert header[-2:] == ["edit_distance", "alignment"] and len(header) == 8
     seq_of = {rec.id: rec.seq for rec in reads}
-    for row in rows:
-        assert int(row[5]) == Levenshtein.distance(seq_of[row[0]], seq_of[row[1]])
+    for row in rows:  # the distance of the strand that aligned best (reads: global)
+        query = seq_of[row[0]] if row[2] == "+" else reverse_complement(seq_of[row[0]])
+        assert int(row[6]) == Levenshtein.distance(query, seq_of[row[1]])
+        assert int(row[6]) <= Levenshtein.distance(seq_of[row[0]], seq_of[row[1]])
+        assert row[7] == "global"
     for i in range(10):
-        distances = [int(row[5]) for row in rows[4 * i : 4 * i + 4]]
+        distances = [int(row[6]) for row in rows[4 * i : 4 * i + 4]]
         assert distances == sorted(distances)
     for i in range(5):  # stored reads find themselves first
-        assert rows[4 * i][1] == rows[4 * i][0] and rows[4 * i][5] == "0"
+        assert rows[4 * i][1] == rows[4 * i][0] and rows[4 * i][6] == "0"
+
+
+def test_reverse_complemented_queries_find_their_reads_on_the_minus_strand(
+    db_dir: Path, reads: list, tmp_path: Path, capsys
+) -> None:
+    """Stored reads given reverse-complemented are found, at edit distance 0, strand '-';
+    searched as given only (--strand plus) they are not."""
+    path = tmp_path / "rc.fasta"
+    path.write_text("".join(f">{r.id}\n{reverse_complement(r.seq)}\n" for r in reads[:5]))
+    _, rows = parse_tsv(search_tsv(db_dir, path, capsys, "-k", "3", "--rerank"))
+    firsts = rows[::3]
+    assert [(row[0], row[1], row[2], row[6]) for row in firsts] == [
+        (r.id, r.id, "-", "0") for r in reads[:5]
+    ]
+    _, plus = parse_tsv(search_tsv(db_dir, path, capsys, "-k", "3", "--rerank", "--strand", "plus"))
+    assert {row[2] for row in plus} == {"+"} and all(int(row[6]) > 20 for row in plus[::3])
+
+
+def test_a_fragment_is_reranked_by_its_infix_distance(
+    db_dir: Path, reads: list, tmp_path: Path, capsys
+) -> None:
+    """A 60-base piece of a stored read is at semi-global distance 0 from it (the global
+    distance counts every base it lacks)."""
+    path = tmp_path / "pieces.fasta"
+    path.write_text("".join(f">{r.id}\n{r.seq[40:100]}\n" for r in reads[:5]))
+    flags = ("-k", "5", "--rerank", "--candidates", "200")
+    _, rows = parse_tsv(search_tsv(db_dir, path, capsys, *flags, "--alignment", "infix"))
+    assert {row[7] for row in rows} == {"infix"}
+    seq_of = {r.id: r.seq for r in reads}
+    for i, read in enumerate(reads[:5]):  # the read itself, or one holding the same piece
+        assert rows[5 * i][6] == "0" and read.seq[40:100] in seq_of[rows[5 * i][1]]
+    _, rows = parse_tsv(search_tsv(db_dir, path, capsys, *flags, "--alignment", "global"))
+    assert {row[7] for row in rows} == {"global"}
+    assert all(int(row[6]) >= len(seq_of[row[1]]) - 60 > 0 for row in rows)
+
+
+def test_auto_alignment_takes_infix_for_query_regions_under_half_the_window() -> None:
+    seqs = ["A" * 150, "A" * 800, "A" * 799, "A" * 1600]
+    assert infix_rows(seqs, "auto", 1600).tolist() == [True, False, True, False]
+    assert not infix_rows(seqs, "auto", None).any()  # a database without a window: global
+    assert infix_rows(seqs, "infix", 1600).all() and not infix_rows(seqs, "global", 1600).any()
+    with pytest.raises(ValueError, match="alignment"):
+        infix_rows(seqs, "local", 1600)
 
 
 def search_tsv(db: Path, queries: Path, capsys, *flags: str) -> str:
@@ -417,7 +466,7 @@ def test_ambiguous_queries_are_answered(db_dir: Path, reads: list, tmp_path: Pat
     assert main(["search", str(db_dir), str(path), "-k", "1", "--rerank"]) == 0
     _, rows = parse_tsv(capsys.readouterr().out)
     assert [row[0] for row in rows] == ["withN", "rna"]
-    assert rows[1][1] == reads[0].id and rows[1][5] == "0" and int(rows[0][5]) <= 1
+    assert rows[1][1] == reads[0].id and rows[1][6] == "0" and int(rows[0][6]) <= 1
 
 
 def test_rerank_without_stored_sequences_is_refused(

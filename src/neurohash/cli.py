@@ -307,9 +307,9 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
         "search",
         help="nearest stored sequences of FASTA queries (TSV)",
         description=(
-            "Embed the queries with the database's own model, find the nearest codes by Hamming "
-            "distance and write TSV (header row; columns query_id target_id rank hamming "
-            "est_distance, and edit_distance with --rerank)."
+            "Embed the queries (both strands) with the database's own model, find the nearest "
+            "codes by Hamming distance and write TSV (header row; columns query_id target_id "
+            "strand rank hamming est_distance, and edit_distance alignment with --rerank)."
         ),
     )
     parser.add_argument("database", metavar="DB_DIR", help="a database made by `neurohash index`")
@@ -325,6 +325,21 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--candidates", metavar="N", type=positive_int, help="targets to re-rank (default 20 x K)"
+    )
+    parser.add_argument(
+        "--alignment",
+        choices=("auto", "global", "infix"),
+        default="auto",
+        help="re-ranking distance: global edit distance, or infix (semi-global: the query "
+        "against its best-matching substring of the stored region); auto (default) takes "
+        "infix for query regions shorter than half the database's region window",
+    )
+    parser.add_argument(
+        "--strand",
+        choices=("both", "plus"),
+        default="both",
+        help="search each query as given and reverse-complemented (both, default; hits say "
+        "which strand matched) or as given only (plus)",
     )
     parser.add_argument(
         "--refine",
@@ -361,6 +376,7 @@ def run_search(args: argparse.Namespace) -> int:
     db = Database.open(args.database, skip_bad_segments=args.skip_bad_segments)
     module = query_model(db, args.ckpt).to(resolve_device(args.device))
     options = {"rerank": args.rerank, "candidates": args.candidates, "refine": args.refine}
+    options |= {"strand": args.strand, "alignment": args.alignment}
     with output_file(args.output or "-") as out:
         search_file(db, module, args.queries, out, k=args.k, batch_size=args.batch_size, **options)
     return 0

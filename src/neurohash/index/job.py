@@ -42,6 +42,7 @@ class RegionSettings:
     density: float
     k: int
     seed: int
+    canonical: bool = False  # both strands anchor the same regions (False: shards made before)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,13 @@ def region_settings(cfg: DictConfig, max_len: int) -> RegionSettings:
     window = int(cfg.window) if cfg.get("window") is not None else max_len
     if not 1 <= window <= max_len:
         raise PredictError(f"regions.window={window} must be in 1..{max_len} (the model's max_len)")
-    return RegionSettings(window, float(cfg.density), int(cfg.k), int(cfg.get("seed", 0)))
+    return RegionSettings(
+        window,
+        float(cfg.density),
+        int(cfg.k),
+        int(cfg.get("seed", 0)),
+        bool(cfg.get("canonical", False)),
+    )
 
 
 def build_job(cfg: DictConfig, module: DistanceEmbeddingModule, files: list[str]) -> PredictJob:
@@ -128,7 +135,7 @@ def record_regions(
     if seq is None:
         return None, reason, []
     r = job.regions
-    return seq, reason, sample_regions(seq, r.window, r.density, r.k, r.seed)
+    return seq, reason, sample_regions(seq, r.window, r.density, r.k, r.seed, r.canonical)
 
 
 def job_schema(job: PredictJob) -> pa.Schema:

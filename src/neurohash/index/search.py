@@ -13,8 +13,17 @@ A query (one or more regions, each with a code) is answered in up to four steps:
    (FAISS's "refine" pattern: 128 bits lose much of what the embedding knows, so the codes
    only shortlist);
 4. with ``rerank``, ``candidates_factor * k`` candidate targets are re-ranked by the exact edit
-   distance (rapidfuzz) between the query's and the candidates' region sequences, read from
-   the segments' sequence stores.
+   distance between the query's and the candidates' region sequences, read from the segments'
+   sequence stores: global (rapidfuzz), or semi-global (``infix``: the query region against its
+   best-matching substring of the stored region, edlib's HW) for a query region shorter than
+   half the database's region window (``alignment="auto"``), such as a read against genome
+   windows.
+
+Queries are searched on both strands (``neurohash search --strand both``, the default): each
+query region is searched as given (``+``) and reverse-complemented (``-``), and a hit reports the
+strand of the query region that decided it, as BLAST and minimap2 do. Databases built with
+canonical anchors (``neurohash.data.regions``) cut a query from either strand where they cut the
+stored sequence.
 
 ``est_distance`` is the model's estimate of the edit distance: its float distance times the
 normaliser after refining, otherwise the Hamming distance times the model's learned scale
@@ -46,7 +55,10 @@ DEFAULT_CANDIDATES_FACTOR = 20.0
 DEFAULT_REFINE_FACTOR = 5.0  # Hamming candidates per refined candidate
 QUERY_CHUNK = 512  # query records embedded and searched together
 GROWTH = 4  # how much further FAISS looks when duplicates left too few distinct targets
-TSV_COLUMNS = ("query_id", "target_id", "rank", "hamming", "est_distance")
+TSV_COLUMNS = ("query_id", "target_id", "strand", "rank", "hamming", "est_distance")
+RERANK_COLUMNS = ("edit_distance", "alignment")  # alignment: global | infix
+ALIGNMENTS = ("auto", "global", "infix")
+STRANDS = ("both", "plus")
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,8 @@ class Hit:
     est_distance: float
     edit_distance: int | None = None
     posting: int = -1  # the database's posting row of the region
+    strand: str = "+"  # of the query region that decided the rank: "-" = reverse-complemented
+    alignment: str | None = None  # of edit_distance: "global" or "infix"
 
 
 @dataclass
@@ -253,34 +267,53 @@ def rerank_pairs(db: Database, cands: Candidates) -> tuple[np.ndarray, np.ndarra
     return pairs[:, 0], pairs[:, 1]
 
 
-def exact_distances(
-    db: Database, query_seqs: Sequence[str], pairs: list[tuple[np.ndarray, np.ndarray]]
-) -> list[np.ndarray]:
-    """Edit distances of all queries' pairs, in one rapidfuzz call (all cores)."""
-    from neurohash.data.edit_distance import paired_distances
+def infix_rows(query_seqs: Sequence[str], alignment: str, window: int | None) -> np.ndarray:
+    """Which query regions are re-ranked by the semi-global distance: all (``infix``), none
+    (``global``), or (``auto``) those shorter than half the database's region window."""
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+    lengths = np.fromiter(map(len, query_seqs), dtype=np.int64, count=len(query_seqs))
+    if alignment == "auto":
+        return lengths * 2 < window if window else np.zeros(len(lengths), dtype=bool)
+    return np.full(len(lengths), alignment == "infix")
 
-    left = [query_seqs[r] for rows, _ in pairs for r in rows]
+
+def exact_distances(
+    db: Database,
+    query_seqs: Sequence[str],
+    infix: np.ndarray,
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+) -> list[np.ndarray]:
+    """Edit distances of all queries' pairs: global ones in one rapidfuzz call (all cores),
+    semi-global ones (query rows where ``infix``) by edlib."""
+    from neurohash.data.edit_distance import infix_distances, paired_distances
+
+    rows = np.concatenate([r for r, _ in pairs])
     right = db.region_sequences(np.concatenate([posts for _, posts in pairs]))
-    flat = paired_distances(left, right)
-    bounds = np.cumsum([0, *(len(rows) for rows, _ in pairs)])
+    flat = np.empty(len(rows), dtype=np.int32)
+    for semi, distance in ((False, paired_distances), (True, infix_distances)):
+        (chosen,) = np.nonzero(infix[rows] == semi)
+        flat[chosen] = distance([query_seqs[rows[i]] for i in chosen], [right[i] for i in chosen])
+    bounds = np.cumsum([0, *(len(r) for r, _ in pairs)])
     return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def reranked(
-    db: Database, cands: Candidates, posting: np.ndarray, distance: np.ndarray
-) -> list[tuple[int, int, int]]:
-    """(candidate rank, best posting by edit distance, edit distance), ordered by edit distance.
+    db: Database, cands: Candidates, rows: np.ndarray, posting: np.ndarray, distance: np.ndarray
+) -> list[tuple[int, int, int, int]]:
+    """(candidate rank, query row, best posting by edit distance, edit distance) per candidate
+    target, ordered by edit distance.
 
-    Ties keep the candidate order, so the result is deterministic.
+    Ties keep the candidate order (and the first pair), so the result is deterministic.
     """
     best_posting = cands.posting[cands.best]
     rank_of = {int(t): i for i, t in enumerate(db.target_of[best_posting])}
-    best: dict[int, tuple[int, int]] = {}
-    for post, dist in zip(posting.tolist(), distance.tolist(), strict=True):
+    best: dict[int, tuple[int, int, int]] = {}
+    for row, post, dist in zip(rows.tolist(), posting.tolist(), distance.tolist(), strict=True):
         rank = rank_of[int(db.target_of[post])]
-        if rank not in best or dist < best[rank][1]:
-            best[rank] = (post, dist)
-    return sorted(((r, p, d) for r, (p, d) in best.items()), key=lambda x: (x[2], x[0]))
+        if rank not in best or dist < best[rank][2]:
+            best[rank] = (row, post, dist)
+    return sorted(((r, *found) for r, found in best.items()), key=lambda x: (x[3], x[0]))
 
 
 # the search -------------------------------------------------------------------------------------
@@ -311,13 +344,17 @@ def search(
     query_of: np.ndarray | None = None,
     refiner: Refiner | None = None,
     refine_factor: float = DEFAULT_REFINE_FACTOR,
+    query_minus: np.ndarray | None = None,
+    alignment: str = "auto",
 ) -> list[list[Hit]]:
     """The ``k`` best targets of each query, best first.
 
     ``query_codes`` are packed codes (R, bits / 8), one per query region; ``query_of[r]`` is the
     query number of region r (default: one region per query); ``query_seqs[r]`` its sequence,
-    needed for ``rerank``. With a ``refiner`` (and a database that stores embeddings),
+    needed for ``rerank``; ``query_minus[r]`` whether region r is reverse-complemented (its hits
+    say strand ``-``). With a ``refiner`` (and a database that stores embeddings),
     ``refine_factor`` times more Hamming candidates are shortlisted by the model's distance.
+    ``alignment`` chooses the re-ranking distance (``infix_rows``).
     """
     query_codes = np.ascontiguousarray(query_codes, dtype=np.uint8)
     if query_codes.ndim != 2 or query_codes.shape[1] * 8 != db.code_bits:
@@ -342,13 +379,15 @@ def search(
     cands = all_candidates(db, query_codes, query_rows(query_of, n_queries), shortlist)
     if refining:
         cands = refine(db, cands, refiner, want)
+    minus = np.zeros(len(query_codes), dtype=bool) if query_minus is None else query_minus
     if not rerank:
-        return named([hamming_hits(db, q, c, k) for q, c in enumerate(cands)], db)
+        return named([hamming_hits(db, q, c, k, minus) for q, c in enumerate(cands)], db)
+    infix = infix_rows(query_seqs, alignment, (db.manifest.get("regions") or {}).get("window"))
     pairs = [rerank_pairs(db, c) for c in cands]
-    distances = exact_distances(db, query_seqs, pairs)
+    distances = exact_distances(db, query_seqs, infix, pairs)
     return named(
         [
-            edit_hits(db, q, c, p[1], d, k)
+            edit_hits(db, q, c, (p, d), k, minus, infix)
             for q, (c, p, d) in enumerate(zip(cands, pairs, distances, strict=True))
         ],
         db,
@@ -384,9 +423,11 @@ def make_hit(
     posting: int,
     hamming: int,
     estimate: float,
-    edit: int | None = None,
+    minus: bool,
+    edit: tuple[int, bool] | None = None,
 ) -> Hit:
-    """A Hit for posting row ``posting``: its target and region (named later, see ``named``)."""
+    """A Hit for posting row ``posting``: its target and region (named later, see ``named``);
+    ``edit``: its edit distance and whether it is semi-global."""
     start, end = db.region_of(int(posting))
     return Hit(
         query=query,
@@ -398,15 +439,27 @@ def make_hit(
         region_end=end,
         hamming=int(hamming),
         est_distance=estimate,
-        edit_distance=None if edit is None else int(edit),
+        edit_distance=None if edit is None else int(edit[0]),
         posting=int(posting),
+        strand="-" if minus else "+",
+        alignment=None if edit is None else ("infix" if edit[1] else "global"),
     )
 
 
-def hamming_hits(db: Database, query: int, cands: Candidates, k: int) -> list[Hit]:
+def hamming_hits(
+    db: Database, query: int, cands: Candidates, k: int, minus: np.ndarray
+) -> list[Hit]:
     """The first k targets in candidate order (Hamming, or the model's distance once refined)."""
     return [
-        make_hit(db, query, rank, cands.posting[i], cands.hamming[i], estimate_of(db, cands, i))
+        make_hit(
+            db,
+            query,
+            rank,
+            cands.posting[i],
+            cands.hamming[i],
+            estimate_of(db, cands, i),
+            bool(minus[cands.row[i]]),
+        )
         for rank, i in enumerate(cands.best[:k].tolist(), start=1)
     ]
 
@@ -415,17 +468,24 @@ def edit_hits(
     db: Database,
     query: int,
     cands: Candidates,
-    posting: np.ndarray,
-    distance: np.ndarray,
+    pairs: tuple[tuple[np.ndarray, np.ndarray], np.ndarray],
     k: int,
+    minus: np.ndarray,
+    infix: np.ndarray,
 ) -> list[Hit]:
-    """The first k candidate targets by exact edit distance (Hamming and estimate of the entry
-    that made the target a candidate)."""
+    """The first k candidate targets by exact edit distance of their (query row, posting)
+    ``pairs`` (Hamming and estimate of the entry that made the target a candidate; strand of
+    the query row that aligned best)."""
+    (rows, posting), distance = pairs
     hits = []
-    for rank, (cand_rank, post, dist) in enumerate(reranked(db, cands, posting, distance)[:k], 1):
+    ranked = reranked(db, cands, rows, posting, distance)[:k]
+    for rank, (cand_rank, row, post, dist) in enumerate(ranked, 1):
         entry = cands.best[cand_rank]
         estimate = estimate_of(db, cands, entry)
-        hits.append(make_hit(db, query, rank, post, cands.hamming[entry], estimate, dist))
+        edit = (dist, bool(infix[row]))
+        hits.append(
+            make_hit(db, query, rank, post, cands.hamming[entry], estimate, bool(minus[row]), edit)
+        )
     return hits
 
 
@@ -447,21 +507,34 @@ def iter_queries(path: str | os.PathLike, cleaning: Cleaning) -> Iterator[Sequen
 
 
 def query_regions(
-    records: Sequence[SequenceRecord], max_len: int, settings: dict | None = None
-) -> tuple[list[str], np.ndarray]:
-    """Region sequences of the queries and the query number of each region.
+    records: Sequence[SequenceRecord],
+    max_len: int,
+    settings: dict | None = None,
+    strand: str = "plus",
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Region sequences of the queries, the query number of each region and whether it is
+    reverse-complemented.
 
     Uses the database's own region sampling (``neurohash.data.regions``) where available;
-    otherwise each query is one region, its first ``max_len`` bases.
+    otherwise each query is one region, its first ``max_len`` bases. With ``strand="both"``
+    the reverse complement of each query is cut and searched too.
     """
+    from neurohash.data.fasta import reverse_complement
+
+    if strand not in STRANDS:
+        raise ValueError(f"strand must be one of {STRANDS}, got {strand!r}")
     sampler = region_sampler(max_len, settings)
     seqs: list[str] = []
     owner: list[int] = []
+    minus: list[bool] = []
     for number, rec in enumerate(records):
-        for start, end in sampler(rec.seq):
-            seqs.append(rec.seq[start:end])
-            owner.append(number)
-    return seqs, np.asarray(owner, dtype=np.int64)
+        strands = ((rec.seq, False), (reverse_complement(rec.seq), True))
+        for seq, reverse in strands if strand == "both" else strands[:1]:
+            for start, end in sampler(seq):
+                seqs.append(seq[start:end])
+                owner.append(number)
+                minus.append(reverse)
+    return seqs, np.asarray(owner, dtype=np.int64), np.asarray(minus, dtype=bool)
 
 
 def region_sampler(max_len: int, settings: dict | None = None) -> Callable[[str], list]:
@@ -526,13 +599,16 @@ def search_file(
     candidates: int | None = None,
     refine: float | None = None,
     batch_size: int = 256,
+    strand: str = "both",
+    alignment: str = "auto",
 ) -> None:
     """Search every record of the FASTA/FASTQ ``queries`` (``-``: stdin) and write TSV to ``out``.
 
     Queries stream in chunks of ``QUERY_CHUNK``: cleaned as the model was trained, cut into
-    regions as the database's shards were, embedded, searched; a progress bar goes to stderr.
-    ``candidates`` (default ``DEFAULT_CANDIDATES_FACTOR * k``) targets are re-ranked with
-    ``rerank``; ``refine`` defaults to ``DEFAULT_REFINE_FACTOR``.
+    regions as the database's shards were (on both strands unless ``strand="plus"``), embedded,
+    searched; a progress bar goes to stderr. ``candidates`` (default
+    ``DEFAULT_CANDIDATES_FACTOR * k``) targets are re-ranked with ``rerank``, by the distance
+    ``alignment`` chooses (see ``infix_rows``); ``refine`` defaults to ``DEFAULT_REFINE_FACTOR``.
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -549,16 +625,24 @@ def search_file(
         "rerank": rerank,
         "candidates_factor": candidates / k if candidates else DEFAULT_CANDIDATES_FACTOR,
         "refine_factor": DEFAULT_REFINE_FACTOR if refine is None else refine,
+        "alignment": alignment,
     }
     settings = db.manifest.get("regions")
     out.write(tsv_header(rerank))
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("searching queries", total=None)
         for chunk in chunked(iter_queries(queries, inference_cleaning(cleaning)), QUERY_CHUNK):
-            seqs, query_of = query_regions(chunk, max_len, settings)
+            seqs, query_of, minus = query_regions(chunk, max_len, settings, strand)
             codes, refiner = embed_queries(module, seqs, max_len, batch_size)
             hits = search(
-                db, codes, k, query_seqs=seqs, query_of=query_of, refiner=refiner, **options
+                db,
+                codes,
+                k,
+                query_seqs=seqs,
+                query_of=query_of,
+                query_minus=minus,
+                refiner=refiner,
+                **options,
             )
             ids = [rec.id for rec in chunk]
             out.writelines(tsv_rows((h for per_query in hits for h in per_query), ids, rerank))
@@ -578,7 +662,7 @@ def chunked(items: Iterable, size: int) -> Iterator[list]:
 
 
 def tsv_header(rerank: bool) -> str:
-    return "\t".join((*TSV_COLUMNS, "edit_distance") if rerank else TSV_COLUMNS) + "\n"
+    return "\t".join((*TSV_COLUMNS, *RERANK_COLUMNS) if rerank else TSV_COLUMNS) + "\n"
 
 
 def tsv_rows(hits: Iterable[Hit], query_ids: Sequence[str], rerank: bool) -> Iterator[str]:
@@ -587,10 +671,11 @@ def tsv_rows(hits: Iterable[Hit], query_ids: Sequence[str], rerank: bool) -> Ite
         fields = [
             query_ids[hit.query],
             hit.target_id,
+            hit.strand,
             str(hit.rank),
             str(hit.hamming),
             f"{hit.est_distance:.2f}",
         ]
         if rerank:
-            fields.append(str(hit.edit_distance))
+            fields += [str(hit.edit_distance), str(hit.alignment)]
         yield "\t".join(fields) + "\n"
