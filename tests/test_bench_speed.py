@@ -185,6 +185,44 @@ def test_codes(results: Path, checkpoint: Path, tmp_path: Path) -> None:
     assert report["cli"]["tiny"]["recall@10"] == pytest.approx(own, abs=0.02)
 
 
+def test_genomes(results: Path, checkpoint: Path, tmp_path: Path) -> None:
+    """Genome slices through predict.py, index and search --rerank, beside every installed peer
+    (minimap2, BLAST, MMseqs2, Mash; the absent ones are skipped with a note)."""
+    import shutil
+
+    out = results / "genomes.json"
+    args = ["--quick", "--ckpt", str(checkpoint), "--workdir", str(tmp_path), "--out", str(out)]
+    load_bench("genomes").main(args)
+    report = written(out)
+    present = {"neurohash"}
+    present |= {"minimap2"} if shutil.which("minimap2") or _importable("mappy") else set()
+    present |= {"BLAST"} if shutil.which("blastn") and shutil.which("makeblastdb") else set()
+    present |= {"MMseqs2"} if shutil.which("mmseqs") else set()
+    assert set(report["results"]) == present
+    assert ("Mash" in report["tools"]) == bool(shutil.which("mash") or _importable("sourmash"))
+    assert report["stored"]["bases"] > 0 and report["stored"]["regions"] > 0
+    for name, tool in report["tools"].items():
+        assert tool["build_s"] > 0 and tool["bytes_per_base"] > 0, name
+    for name, tasks in report["results"].items():
+        assert set(tasks) == {"a", "b", "c"}, name
+        for task, entry in tasks.items():
+            assert entry["queries_per_s"] > 0
+            groups = [entry["all"], *entry["groups"].values()]
+            if task == "a":
+                groups += [g[s] for g in entry["groups"].values() for s in ("forward", "reverse")]
+            for group in groups:
+                assert group["n"] > 0 and 0 <= group["recall@1"] <= group["recall@10"] <= 1
+    for entry in report["genome_level"].values():
+        assert entry["truth"] and set(entry["calls"]) <= present | {"Mash"}
+    assert 0 <= report["reads_covered_by_regions"] <= 1
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 def test_report(results: Path, tmp_path: Path) -> None:
     """Runs after the benchmarks above (file order): every JSON becomes a section."""
     md = tmp_path / "benchmarks.md"
