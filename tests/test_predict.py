@@ -400,18 +400,26 @@ def test_reads_of_a_stored_genome_are_found_on_both_strands(
     assert main(["index", str(shards), "-o", str(db)]) == 0
     table = read_rows(shards)
     rng = np.random.default_rng(0)
-    reads = []
+    reads, origins = [], []
     for i, row in enumerate(rng.choice(table.num_rows, size=10, replace=False).tolist()):
         start = table.column("region_start")[row].as_py() + int(rng.integers(0, MAX_LEN - 60))
         read = piece[start : start + 60]
-        reads.append(
-            f">r{i}{'-' if i % 2 else '+'}\n{reverse_complement(read) if i % 2 else read}\n"
-        )
+        reads.append(f">r{i}\n{reverse_complement(read) if i % 2 else read}\n")
+        origins.append(start)
     (tmp_path / "reads.fasta").write_text("".join(reads))
     capsys.readouterr()
-    args = ["search", str(db), str(tmp_path / "reads.fasta"), "-k", "1", "--rerank"]
-    assert main([*args, "--candidates", str(table.num_rows)]) == 0
+    args = ["search", str(db), str(tmp_path / "reads.fasta"), "--rerank"]
+    assert main([*args, "-k", "1", "--candidates", str(table.num_rows)]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[1:]]
-    assert [(r[1], r[2], r[6], r[7]) for r in rows] == [
-        (genome.id, f"{'-' if i % 2 else '+'}", "0", "infix") for i in range(10)
+    assert [(r[1], r[2], r[8], r[9]) for r in rows] == [
+        (genome.id, "-" if i % 2 else "+", "0", "infix") for i in range(10)
     ]
+    for row, start in zip(rows, origins, strict=True):  # the hit's region holds the read
+        assert int(row[6]) <= start and start + 60 <= int(row[7])
+    assert main([*args, "-k", "3", "--by-region", "--candidates", str(table.num_rows)]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[1:]]
+    assert len(rows) == 30 and {r[1] for r in rows} == {genome.id}  # one genome, 3 regions
+    for i in range(10):
+        regions = [(r[6], r[7]) for r in rows[3 * i : 3 * i + 3]]
+        distances = [int(r[8]) for r in rows[3 * i : 3 * i + 3]]
+        assert len(set(regions)) == 3 and distances == sorted(distances) and distances[0] == 0

@@ -220,8 +220,19 @@ def test_search_tsv_header_and_rows(db_dir: Path, queries: Path, reads: list, ca
     args = ["search", str(db_dir), str(queries), "-k", "3", "--refine", "1", "--device", "cpu"]
     assert main(args) == 0  # Hamming only: the estimate is the Hamming times the learned scale
     header, rows = parse_tsv(capsys.readouterr().out)
-    assert header == ["query_id", "target_id", "strand", "rank", "hamming", "est_distance"]
-    assert len(rows) == 30 and all(len(row) == 6 for row in rows)
+    assert header == [
+        "query_id",
+        "target_id",
+        "strand",
+        "rank",
+        "hamming",
+        "est_distance",
+        "target_start",
+        "target_end",
+    ]
+    assert len(rows) == 30 and all(len(row) == 8 for row in rows)
+    length = {rec.id: len(rec.seq) for rec in reads}
+    assert all(row[6] == "0" and int(row[7]) == length[row[1]] for row in rows)  # whole reads
     query_ids = [rec.id for rec in reads[:5] + reads[N_DB : N_DB + 5]]
     assert [row[0] for row in rows] == [qid for qid in query_ids for _ in range(3)]
     assert {row[2] for row in rows} <= {"+", "-"}
@@ -279,18 +290,18 @@ def test_search_rerank_writes_exact_edit_distances(
     args = ["search", str(db_dir), str(queries), "-k", "4", "--rerank", "--candidates", "40"]
     assert main([*args, "-o", str(out)]) == 0
     header, rows = parse_tsv(out.read_text())
-    assert header[-2:] == ["edit_distance", "alignment"] and len(header) == 8
+    assert header[-2:] == ["edit_distance", "alignment"] and len(header) == 10
     seq_of = {rec.id: rec.seq for rec in reads}
     for row in rows:  # the distance of the strand that aligned best (reads: global)
         query = seq_of[row[0]] if row[2] == "+" else reverse_complement(seq_of[row[0]])
-        assert int(row[6]) == Levenshtein.distance(query, seq_of[row[1]])
-        assert int(row[6]) <= Levenshtein.distance(seq_of[row[0]], seq_of[row[1]])
-        assert row[7] == "global"
+        assert int(row[8]) == Levenshtein.distance(query, seq_of[row[1]])
+        assert int(row[8]) <= Levenshtein.distance(seq_of[row[0]], seq_of[row[1]])
+        assert row[9] == "global"
     for i in range(10):
-        distances = [int(row[6]) for row in rows[4 * i : 4 * i + 4]]
+        distances = [int(row[8]) for row in rows[4 * i : 4 * i + 4]]
         assert distances == sorted(distances)
     for i in range(5):  # stored reads find themselves first
-        assert rows[4 * i][1] == rows[4 * i][0] and rows[4 * i][6] == "0"
+        assert rows[4 * i][1] == rows[4 * i][0] and rows[4 * i][8] == "0"
 
 
 def test_reverse_complemented_queries_find_their_reads_on_the_minus_strand(
@@ -302,11 +313,11 @@ def test_reverse_complemented_queries_find_their_reads_on_the_minus_strand(
     path.write_text("".join(f">{r.id}\n{reverse_complement(r.seq)}\n" for r in reads[:5]))
     _, rows = parse_tsv(search_tsv(db_dir, path, capsys, "-k", "3", "--rerank"))
     firsts = rows[::3]
-    assert [(row[0], row[1], row[2], row[6]) for row in firsts] == [
+    assert [(row[0], row[1], row[2], row[8]) for row in firsts] == [
         (r.id, r.id, "-", "0") for r in reads[:5]
     ]
     _, plus = parse_tsv(search_tsv(db_dir, path, capsys, "-k", "3", "--rerank", "--strand", "plus"))
-    assert {row[2] for row in plus} == {"+"} and all(int(row[6]) > 20 for row in plus[::3])
+    assert {row[2] for row in plus} == {"+"} and all(int(row[8]) > 20 for row in plus[::3])
 
 
 def test_a_fragment_is_reranked_by_its_infix_distance(
@@ -318,13 +329,13 @@ def test_a_fragment_is_reranked_by_its_infix_distance(
     path.write_text("".join(f">{r.id}\n{r.seq[40:100]}\n" for r in reads[:5]))
     flags = ("-k", "5", "--rerank", "--candidates", "200")
     _, rows = parse_tsv(search_tsv(db_dir, path, capsys, *flags, "--alignment", "infix"))
-    assert {row[7] for row in rows} == {"infix"}
+    assert {row[9] for row in rows} == {"infix"}
     seq_of = {r.id: r.seq for r in reads}
     for i, read in enumerate(reads[:5]):  # the read itself, or one holding the same piece
-        assert rows[5 * i][6] == "0" and read.seq[40:100] in seq_of[rows[5 * i][1]]
+        assert rows[5 * i][8] == "0" and read.seq[40:100] in seq_of[rows[5 * i][1]]
     _, rows = parse_tsv(search_tsv(db_dir, path, capsys, *flags, "--alignment", "global"))
-    assert {row[7] for row in rows} == {"global"}
-    assert all(int(row[6]) >= len(seq_of[row[1]]) - 60 > 0 for row in rows)
+    assert {row[9] for row in rows} == {"global"}
+    assert all(int(row[8]) >= len(seq_of[row[1]]) - 60 > 0 for row in rows)
 
 
 def test_auto_alignment_takes_infix_for_query_regions_under_half_the_window() -> None:
@@ -466,7 +477,7 @@ def test_ambiguous_queries_are_answered(db_dir: Path, reads: list, tmp_path: Pat
     assert main(["search", str(db_dir), str(path), "-k", "1", "--rerank"]) == 0
     _, rows = parse_tsv(capsys.readouterr().out)
     assert [row[0] for row in rows] == ["withN", "rna"]
-    assert rows[1][1] == reads[0].id and rows[1][6] == "0" and int(rows[0][6]) <= 1
+    assert rows[1][1] == reads[0].id and rows[1][8] == "0" and int(rows[0][8]) <= 1
 
 
 def test_rerank_without_stored_sequences_is_refused(

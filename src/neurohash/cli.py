@@ -309,7 +309,8 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Embed the queries (both strands) with the database's own model, find the nearest "
             "codes by Hamming distance and write TSV (header row; columns query_id target_id "
-            "strand rank hamming est_distance, and edit_distance alignment with --rerank)."
+            "strand rank hamming est_distance target_start target_end, and edit_distance "
+            "alignment with --rerank)."
         ),
     )
     parser.add_argument("database", metavar="DB_DIR", help="a database made by `neurohash index`")
@@ -333,6 +334,12 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
         help="re-ranking distance: global edit distance, or infix (semi-global: the query "
         "against its best-matching substring of the stored region); auto (default) takes "
         "infix for query regions shorter than half the database's region window",
+    )
+    parser.add_argument(
+        "--by-region",
+        action="store_true",
+        help="hits are stored regions (a genome may be hit more than once, at different "
+        "places) instead of stored sequences (each at its best region)",
     )
     parser.add_argument(
         "--strand",
@@ -376,7 +383,7 @@ def run_search(args: argparse.Namespace) -> int:
     db = Database.open(args.database, skip_bad_segments=args.skip_bad_segments)
     module = query_model(db, args.ckpt).to(resolve_device(args.device))
     options = {"rerank": args.rerank, "candidates": args.candidates, "refine": args.refine}
-    options |= {"strand": args.strand, "alignment": args.alignment}
+    options |= {"strand": args.strand, "alignment": args.alignment, "by_region": args.by_region}
     with output_file(args.output or "-") as out:
         search_file(db, module, args.queries, out, k=args.k, batch_size=args.batch_size, **options)
     return 0

@@ -6,18 +6,20 @@ A query (one or more regions, each with a code) is answered in up to four steps:
    as the last wanted target are completed by a range search, so that the candidates are the
    same however the database is split into segments (flat and IVF indexes);
 2. each code expands through its postings to the stored regions carrying it, and hits are
-   aggregated per target sequence, keeping its best (smallest) Hamming distance, ties broken by
-   target number; if duplicates leave fewer targets than wanted, FAISS is asked again for more;
+   aggregated per target sequence (or, ``by_region``, kept per stored region), keeping its best
+   (smallest) Hamming distance, ties broken by target number; if duplicates leave fewer targets
+   than wanted, FAISS is asked again for more;
 3. where the database stores region embeddings and the query's are given, ``refine_factor``
    times more Hamming candidates are collected and re-ranked by the model's own float distance
    (FAISS's "refine" pattern: 128 bits lose much of what the embedding knows, so the codes
    only shortlist);
 4. with ``rerank``, ``candidates_factor * k`` candidate targets are re-ranked by the exact edit
-   distance between the query's and the candidates' region sequences, read from the segments'
-   sequence stores: global (rapidfuzz), or semi-global (``infix``: the query region against its
-   best-matching substring of the stored region, edlib's HW) for a query region shorter than
-   half the database's region window (``alignment="auto"``), such as a read against genome
-   windows.
+   distance between the query's and the candidates' region sequences (at most as many regions
+   as targets wanted, the nearest reached: a genome's thousands of regions are not all
+   aligned), read from the segments' sequence stores: global (rapidfuzz), or semi-global
+   (``infix``: the query region against its best-matching substring of the stored region,
+   edlib's HW) for a query region shorter than half the database's region window
+   (``alignment="auto"``), such as a read against genome windows.
 
 Queries are searched on both strands (``neurohash search --strand both``, the default): each
 query region is searched as given (``+``) and reverse-complemented (``-``), and a hit reports the
@@ -55,7 +57,16 @@ DEFAULT_CANDIDATES_FACTOR = 20.0
 DEFAULT_REFINE_FACTOR = 5.0  # Hamming candidates per refined candidate
 QUERY_CHUNK = 512  # query records embedded and searched together
 GROWTH = 4  # how much further FAISS looks when duplicates left too few distinct targets
-TSV_COLUMNS = ("query_id", "target_id", "strand", "rank", "hamming", "est_distance")
+TSV_COLUMNS = (
+    "query_id",
+    "target_id",
+    "strand",
+    "rank",
+    "hamming",
+    "est_distance",
+    "target_start",  # the stored region that decided the rank, 0-based, end exclusive (as PAF)
+    "target_end",
+)
 RERANK_COLUMNS = ("edit_distance", "alignment")  # alignment: global | infix
 ALIGNMENTS = ("auto", "global", "infix")
 STRANDS = ("both", "plus")
@@ -82,12 +93,14 @@ class Hit:
 
 @dataclass
 class Candidates:
-    """Every stored region FAISS put near one query, and the targets ranked by best Hamming."""
+    """Every stored region FAISS put near one query, and the hit units (targets, or regions
+    with ``by_region``) ranked by best Hamming."""
 
     posting: np.ndarray  # posting rows reached
     hamming: np.ndarray  # their Hamming distances
     row: np.ndarray  # the query region (row of query_codes) that reached them
-    best: np.ndarray  # indices into the arrays: best entry per target, ranked
+    unit: np.ndarray  # what a hit is: the entry's target number, or its posting row
+    best: np.ndarray  # indices into the arrays: best entry per unit, ranked
     estimate: np.ndarray | None = None  # the model's float distance in edits, once refined
 
 
@@ -125,28 +138,28 @@ def expand(db: Database, s: int, hits: CodeHits) -> tuple[np.ndarray, np.ndarray
     return db.posting_base[s] + starts[owner] + within, ham[owner], row[owner]
 
 
-def rank_targets(db: Database, posting: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Index of each target's best entry, best target first: least score, then lowest target
-    number, then posting row. Every key is the same however the targets are split into
-    segments, so a segmented database ranks as one segment would."""
-    target = db.target_of[posting]
-    order = np.lexsort((posting, target, score))
-    _, first = np.unique(target[order], return_index=True)
+def rank_units(unit: np.ndarray, posting: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Index of each unit's best entry, best unit first: least score, then lowest unit (target
+    number or posting row), then posting row. Every key is the same however the targets are
+    split into segments, so a segmented database ranks as one segment would."""
+    order = np.lexsort((posting, unit, score))
+    _, first = np.unique(unit[order], return_index=True)
     first.sort()
     return order[first]
 
 
-def gather(db: Database, hits: dict[int, CodeHits]) -> Candidates:
+def gather(db: Database, hits: dict[int, CodeHits], by_region: bool) -> Candidates:
     """Candidates of one query from its code hits in each segment."""
     parts = [expand(db, s, h) for s, h in hits.items()]
     posting, hamming, row = (np.concatenate(x) for x in zip(*parts, strict=True))
-    return Candidates(posting, hamming, row, rank_targets(db, posting, hamming))
+    unit = posting if by_region else db.target_of[posting]
+    return Candidates(posting, hamming, row, unit, rank_units(unit, posting, hamming))
 
 
 def all_candidates(
-    db: Database, codes: np.ndarray, groups: list[np.ndarray], want: int
+    db: Database, codes: np.ndarray, groups: list[np.ndarray], want: int, by_region: bool = False
 ) -> list[Candidates]:
-    """Candidates of every query (``groups[q]``: its region rows), ``want`` targets each.
+    """Candidates of every query (``groups[q]``: its region rows), ``want`` units each.
 
     One batched FAISS call per segment for all queries; only queries whose codes are shared by
     too few distinct targets are asked again, for GROWTH times more codes. Codes as near as
@@ -163,10 +176,10 @@ def all_candidates(
         still = []
         for q, a, b in zip(pending, bounds[:-1], bounds[1:], strict=True):
             hits = {s: knn_hits(d[a:b], i[a:b], groups[q]) for s, (d, i) in answers.items()}
-            cands = gather(db, hits)
+            cands = gather(db, hits, by_region)
             if len(cands.best) >= want or n >= largest or a == b:
                 last = {s: (d[a:b, -1], i[a:b, -1]) for s, (d, i) in answers.items()}
-                cands = complete_ties(db, codes, groups[q], hits, last, cands, want)
+                cands = complete_ties(db, codes, groups[q], hits, last, cands, want, by_region)
                 found[q] = dataclasses.replace(cands, best=cands.best[:want])
             else:
                 still.append(q)
@@ -182,8 +195,9 @@ def complete_ties(
     last: dict[int, tuple[np.ndarray, np.ndarray]],
     cands: Candidates,
     want: int,
+    by_region: bool,
 ) -> Candidates:
-    """The candidates within the Hamming distance of the ``want``-th target, all of them.
+    """The candidates within the Hamming distance of the ``want``-th unit, all of them.
 
     Many codes share a Hamming distance, and which of them a k-nearest search returns at its
     cut depends on the index: segments whose k nearest were cut at that distance are searched
@@ -208,7 +222,7 @@ def complete_ties(
     for s, (code, ham, row) in hits.items():
         near = ham <= cutoff
         hits[s] = (code[near], ham[near], row[near])
-    return gather(db, hits)
+    return gather(db, hits, by_region)
 
 
 # refining by the model's float distance ---------------------------------------------------------
@@ -252,7 +266,7 @@ def refine(db: Database, found: list[Candidates], refiner: Refiner, keep: int) -
     bounds = np.cumsum([0, *(len(c.posting) for c in found)])
     refined = []
     for cands, a, b in zip(found, bounds[:-1], bounds[1:], strict=True):
-        best = rank_targets(db, cands.posting, estimates[a:b])[:keep]
+        best = rank_units(cands.unit, cands.posting, estimates[a:b])[:keep]
         refined.append(dataclasses.replace(cands, best=best, estimate=estimates[a:b]))
     return refined
 
@@ -260,9 +274,19 @@ def refine(db: Database, found: list[Candidates], refiner: Refiner, keep: int) -
 # re-ranking -------------------------------------------------------------------------------------
 
 
-def rerank_pairs(db: Database, cands: Candidates) -> tuple[np.ndarray, np.ndarray]:
-    """Unique (query row, posting row) pairs among the regions of the candidate targets."""
-    chosen = np.isin(db.target_of[cands.posting], db.target_of[cands.posting[cands.best]])
+def rerank_pairs(cands: Candidates, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unique (query row, posting row) pairs to align: the entries FAISS reached of the
+    candidate units, at most ``limit`` per query region (the nearest by Hamming, or by the
+    model once refined; each unit's best entry always), so that a target of thousands of
+    regions (a genome) does not put all of them in the re-rank."""
+    (chosen,) = np.nonzero(np.isin(cands.unit, cands.unit[cands.best]))
+    score = cands.hamming if cands.estimate is None else cands.estimate
+    row = cands.row[chosen]
+    chosen = chosen[np.lexsort((cands.posting[chosen], cands.unit[chosen], score[chosen], row))]
+    row = cands.row[chosen]
+    starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+    place = np.arange(len(chosen)) - np.repeat(starts, np.diff(np.r_[starts, len(chosen)]))
+    chosen = np.union1d(chosen[place < limit], cands.best)
     pairs = np.unique(np.stack([cands.row[chosen], cands.posting[chosen]], axis=1), axis=0)
     return pairs[:, 0], pairs[:, 1]
 
@@ -299,18 +323,18 @@ def exact_distances(
 
 
 def reranked(
-    db: Database, cands: Candidates, rows: np.ndarray, posting: np.ndarray, distance: np.ndarray
+    cands: Candidates, rows: np.ndarray, posting: np.ndarray, distance: np.ndarray
 ) -> list[tuple[int, int, int, int]]:
     """(candidate rank, query row, best posting by edit distance, edit distance) per candidate
-    target, ordered by edit distance.
+    unit, ordered by edit distance.
 
     Ties keep the candidate order (and the first pair), so the result is deterministic.
     """
-    best_posting = cands.posting[cands.best]
-    rank_of = {int(t): i for i, t in enumerate(db.target_of[best_posting])}
+    rank_of = {int(u): i for i, u in enumerate(cands.unit[cands.best])}
+    unit_of = dict(zip(cands.posting.tolist(), cands.unit.tolist(), strict=True))
     best: dict[int, tuple[int, int, int]] = {}
     for row, post, dist in zip(rows.tolist(), posting.tolist(), distance.tolist(), strict=True):
-        rank = rank_of[int(db.target_of[post])]
+        rank = rank_of[unit_of[post]]
         if rank not in best or dist < best[rank][2]:
             best[rank] = (row, post, dist)
     return sorted(((r, *found) for r, found in best.items()), key=lambda x: (x[3], x[0]))
@@ -346,6 +370,7 @@ def search(
     refine_factor: float = DEFAULT_REFINE_FACTOR,
     query_minus: np.ndarray | None = None,
     alignment: str = "auto",
+    by_region: bool = False,
 ) -> list[list[Hit]]:
     """The ``k`` best targets of each query, best first.
 
@@ -354,7 +379,8 @@ def search(
     needed for ``rerank``; ``query_minus[r]`` whether region r is reverse-complemented (its hits
     say strand ``-``). With a ``refiner`` (and a database that stores embeddings),
     ``refine_factor`` times more Hamming candidates are shortlisted by the model's distance.
-    ``alignment`` chooses the re-ranking distance (``infix_rows``).
+    ``alignment`` chooses the re-ranking distance (``infix_rows``). A hit is a target (its best
+    region) or, ``by_region``, a stored region: a target may then appear more than once.
     """
     query_codes = np.ascontiguousarray(query_codes, dtype=np.uint8)
     if query_codes.ndim != 2 or query_codes.shape[1] * 8 != db.code_bits:
@@ -376,14 +402,15 @@ def search(
             f"{refiner.embeddings.shape[1]}"
         )
     shortlist = math.ceil(want * refine_factor) if refining else want
-    cands = all_candidates(db, query_codes, query_rows(query_of, n_queries), shortlist)
+    groups = query_rows(query_of, n_queries)
+    cands = all_candidates(db, query_codes, groups, shortlist, by_region)
     if refining:
         cands = refine(db, cands, refiner, want)
     minus = np.zeros(len(query_codes), dtype=bool) if query_minus is None else query_minus
     if not rerank:
         return named([hamming_hits(db, q, c, k, minus) for q, c in enumerate(cands)], db)
     infix = infix_rows(query_seqs, alignment, (db.manifest.get("regions") or {}).get("window"))
-    pairs = [rerank_pairs(db, c) for c in cands]
+    pairs = [rerank_pairs(c, want) for c in cands]
     distances = exact_distances(db, query_seqs, infix, pairs)
     return named(
         [
@@ -478,7 +505,7 @@ def edit_hits(
     the query row that aligned best)."""
     (rows, posting), distance = pairs
     hits = []
-    ranked = reranked(db, cands, rows, posting, distance)[:k]
+    ranked = reranked(cands, rows, posting, distance)[:k]
     for rank, (cand_rank, row, post, dist) in enumerate(ranked, 1):
         entry = cands.best[cand_rank]
         estimate = estimate_of(db, cands, entry)
@@ -601,6 +628,7 @@ def search_file(
     batch_size: int = 256,
     strand: str = "both",
     alignment: str = "auto",
+    by_region: bool = False,
 ) -> None:
     """Search every record of the FASTA/FASTQ ``queries`` (``-``: stdin) and write TSV to ``out``.
 
@@ -626,6 +654,7 @@ def search_file(
         "candidates_factor": candidates / k if candidates else DEFAULT_CANDIDATES_FACTOR,
         "refine_factor": DEFAULT_REFINE_FACTOR if refine is None else refine,
         "alignment": alignment,
+        "by_region": by_region,
     }
     settings = db.manifest.get("regions")
     out.write(tsv_header(rerank))
@@ -675,6 +704,8 @@ def tsv_rows(hits: Iterable[Hit], query_ids: Sequence[str], rerank: bool) -> Ite
             str(hit.rank),
             str(hit.hamming),
             f"{hit.est_distance:.2f}",
+            str(hit.region_start),
+            str(hit.region_end),
         ]
         if rerank:
             fields += [str(hit.edit_distance), str(hit.alignment)]
