@@ -260,7 +260,7 @@ class GenomeWindowDataModule(EditDistanceDataModule):
         max_n: float = 0.1,
         eval_size: int = 600,
         eval_mutants: int = 1,
-        strand_weight: float = 1.0,
+        strand_weight: float = 0.1,
         batch_size: int = 32,
         eval_batch_size: int = 256,
         num_workers: int = 0,
