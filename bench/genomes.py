@@ -21,7 +21,8 @@ genome).
 **Tasks** (every query searched by every tool; ``neurohash search -k 10 --rerank
 --by-region``, hits are places, as the peers' are):
 
-- (a) reads and fragments of 150 bp and 1 kb from random places of the stored genomes, mutated
+- (a) reads and fragments of 150 bp, 1 kb and 5 kb from random places of the stored genomes
+  (a 5 kb query is cut into regions at the database's own canonical anchors), mutated
   by ``neurohash.data.mutation`` at 1%, 5% and 10% divergence (70% substitutions, 15%
   insertions, 15% deletions), every second one reverse-complemented. Truth: the origin. A hit
   is correct when it names the origin record and its interval overlaps the origin's.
@@ -100,7 +101,7 @@ QUICK_STORED = ["E. coli K-12", "S. baltica OS185"]
 QUICK_CROSS = CROSS[:1]
 QUICK_HELD_OUT = ["Salmonella LT2"]
 QUICK_BASES = 120_000
-LENGTHS = (150, 1000)
+LENGTHS = (150, 1000, 5000)  # a read, a region-long fragment, and one the query side cuts
 DIVERGENCES = (0.01, 0.05, 0.10)
 K = 10
 THREADS = 2
