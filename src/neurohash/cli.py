@@ -325,7 +325,11 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
         help="re-rank candidate targets by exact edit distance (needs stored region sequences)",
     )
     parser.add_argument(
-        "--candidates", metavar="N", type=positive_int, help="targets to re-rank (default 20 x K)"
+        "--candidates",
+        metavar="N",
+        type=positive_int,
+        help="targets to re-rank, and at most as many stored regions aligned per query region "
+        "(default 20 x K)",
     )
     parser.add_argument(
         "--alignment",

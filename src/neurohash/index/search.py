@@ -14,12 +14,12 @@ A query (one or more regions, each with a code) is answered in up to four steps:
    (FAISS's "refine" pattern: 128 bits lose much of what the embedding knows, so the codes
    only shortlist);
 4. with ``rerank``, ``candidates_factor * k`` candidate targets are re-ranked by the exact edit
-   distance between the query's and the candidates' region sequences (at most as many regions
-   as targets wanted, the nearest reached: a genome's thousands of regions are not all
-   aligned), read from the segments' sequence stores: global (rapidfuzz), or semi-global
-   (``infix``: the query region against its best-matching substring of the stored region,
-   edlib's HW) for a query region shorter than half the database's region window
-   (``alignment="auto"``), such as a read against genome windows.
+   distance between the query's and the candidates' region sequences (per query region at most
+   as many stored regions as targets wanted, the nearest reached: a genome's thousands of
+   regions are not all aligned), read from the segments' sequence stores: global (rapidfuzz),
+   or semi-global (``infix``: the query region against its best-matching substring of the
+   stored region, edlib's HW) for a query region shorter than half the database's region
+   window (``alignment="auto"``), such as a read against genome windows.
 
 Queries are searched on both strands (``neurohash search --strand both``, the default): each
 query region is searched as given (``+``) and reverse-complemented (``-``), and a hit reports the
@@ -281,8 +281,8 @@ def rerank_pairs(cands: Candidates, limit: int) -> tuple[np.ndarray, np.ndarray]
     regions (a genome) does not put all of them in the re-rank."""
     (chosen,) = np.nonzero(np.isin(cands.unit, cands.unit[cands.best]))
     score = cands.hamming if cands.estimate is None else cands.estimate
-    row = cands.row[chosen]
-    chosen = chosen[np.lexsort((cands.posting[chosen], cands.unit[chosen], score[chosen], row))]
+    keys = (cands.posting[chosen], cands.unit[chosen], score[chosen], cands.row[chosen])
+    chosen = chosen[np.lexsort(keys)]  # by query row, then nearest first
     row = cands.row[chosen]
     starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
     place = np.arange(len(chosen)) - np.repeat(starts, np.diff(np.r_[starts, len(chosen)]))
