@@ -264,6 +264,7 @@ def neurohash_build(args: argparse.Namespace, work: Path, stored_dir: Path) -> d
         f"output_dir={shards}",
         f"hydra.run.dir={work / 'predict_run'}",
         "trainer.enable_progress_bar=false",
+        *args.predict,
     )
     index_s = run(neurohash_bin(), "index", str(shards), "-o", str(db), "--force")
     stats = json.loads(
@@ -805,6 +806,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "ckpt": str(args.ckpt),
             "reads_per_setting": n_reads,
             "windows_per_genome": args.windows,
+            "predict_overrides": args.predict,
             "piece": piece,
             "k": K,
             "window": window,
@@ -1049,6 +1051,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--windows", type=int, help="tasks (b), (c): windows per query genome")
     parser.add_argument(
         "--piece", type=int, help="bases per query piece of (b), (c) (default 40%% of a region)"
+    )
+    parser.add_argument(
+        "--predict",
+        action="append",
+        default=[],
+        metavar="OVERRIDE",
+        help="an override for predict.py, e.g. regions.window=200 (repeatable)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse-shards", action="store_true", help="resume earlier shards")
