@@ -541,6 +541,20 @@ def test_append_adds_segments_and_refuses_another_models_shards(
     assert Database.open(tmp_path / "db").regions == 600  # refusals changed nothing
 
 
+def test_append_to_a_database_made_before_canonical_anchors(tmp_path: Path) -> None:
+    """Its manifest has no ``canonical`` (forward anchors): shards cut on canonical anchors are
+    refused with the setting that matches, shards made with it are taken."""
+    old = {"window": 50, "density": 1.0, "k": 15, "seed": 0}
+    rows = synthetic_rows()
+    build_database(write_shards(tmp_path / "s0", rows, regions=old), tmp_path / "db")
+    new = write_shards(tmp_path / "s1", rows, job="job-1", regions={**old, "canonical": True})
+    with pytest.raises(DatabaseError, match="regions.canonical=False"):
+        append_database(new, tmp_path / "db")
+    same = write_shards(tmp_path / "s2", rows, job="job-2", regions={**old, "canonical": False})
+    append_database(same, tmp_path / "db")
+    assert len(Database.open(tmp_path / "db").segments) == 2
+
+
 def test_compaction_merges_segments_and_keeps_every_answer(
     six_shards: Path, tmp_path: Path
 ) -> None:

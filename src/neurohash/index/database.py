@@ -359,10 +359,15 @@ def check_compatible(db_dir: Path, db: dict[str, Any], shards_dir: Path, shards:
             f"({str(db['model_fingerprint'])[:16]}); embed them with the database's model"
         )
     for key in ("code_bits", "regions", "cleaning"):
-        if shards.get(key) != db.get(key):
+        given, stored = shards.get(key), db.get(key)
+        if key == "regions" and given and stored:  # made before canonical anchors: forward ones
+            given, stored = ({"canonical": False, **r} for r in (given, stored))
+        if given != stored:
+            hint = ""
+            if key == "regions" and given and stored and given["canonical"] != stored["canonical"]:
+                hint = f"; embed them with predict.py regions.canonical={stored['canonical']}"
             raise DatabaseError(
-                f"{shards_dir}: {key} {shards.get(key)!r} differ from database {db_dir} "
-                f"({db.get(key)!r})"
+                f"{shards_dir}: {key} {given!r} differ from database {db_dir} ({stored!r}){hint}"
             )
     if any(s.get("job") == shards.get("job") for s in db["sources"]):
         raise DatabaseError(f"{shards_dir}: these shards are already in database {db_dir}")
