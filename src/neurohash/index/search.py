@@ -274,8 +274,9 @@ def refine(db: Database, found: list[Candidates], refiner: Refiner, keep: int) -
 # re-ranking -------------------------------------------------------------------------------------
 
 
-def rerank_pairs(cands: Candidates, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unique (query row, posting row) pairs to align: the entries FAISS reached of the
+def rerank_pairs(cands: Candidates, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique (query row, posting row) pairs to align, and the unit of each posting: the
+    entries FAISS reached of the
     candidate units, at most ``limit`` per query region (the nearest by Hamming, or by the
     model once refined; each unit's best entry always), so that a target of thousands of
     regions (a genome) does not put all of them in the re-rank."""
@@ -287,8 +288,9 @@ def rerank_pairs(cands: Candidates, limit: int) -> tuple[np.ndarray, np.ndarray]
     starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
     place = np.arange(len(chosen)) - np.repeat(starts, np.diff(np.r_[starts, len(chosen)]))
     chosen = np.union1d(chosen[place < limit], cands.best)
-    pairs = np.unique(np.stack([cands.row[chosen], cands.posting[chosen]], axis=1), axis=0)
-    return pairs[:, 0], pairs[:, 1]
+    columns = (cands.row[chosen], cands.posting[chosen], cands.unit[chosen])
+    pairs = np.unique(np.stack(columns, axis=1), axis=0)  # a posting has one unit: same pairs
+    return pairs[:, 0], pairs[:, 1], pairs[:, 2]
 
 
 def infix_rows(query_seqs: Sequence[str], alignment: str, window: int | None) -> np.ndarray:
@@ -306,35 +308,39 @@ def exact_distances(
     db: Database,
     query_seqs: Sequence[str],
     infix: np.ndarray,
-    pairs: list[tuple[np.ndarray, np.ndarray]],
+    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> list[np.ndarray]:
     """Edit distances of all queries' pairs: global ones in one rapidfuzz call (all cores),
     semi-global ones (query rows where ``infix``) by edlib."""
     from neurohash.data.edit_distance import infix_distances, paired_distances
 
-    rows = np.concatenate([r for r, _ in pairs])
-    right = db.region_sequences(np.concatenate([posts for _, posts in pairs]))
+    rows = np.concatenate([r for r, _, _ in pairs])
+    right = db.region_sequences(np.concatenate([posts for _, posts, _ in pairs]))
     flat = np.empty(len(rows), dtype=np.int32)
     for semi, distance in ((False, paired_distances), (True, infix_distances)):
         (chosen,) = np.nonzero(infix[rows] == semi)
         flat[chosen] = distance([query_seqs[rows[i]] for i in chosen], [right[i] for i in chosen])
-    bounds = np.cumsum([0, *(len(r) for r, _ in pairs)])
+    bounds = np.cumsum([0, *(len(r) for r, _, _ in pairs)])
     return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def reranked(
-    cands: Candidates, rows: np.ndarray, posting: np.ndarray, distance: np.ndarray
+    cands: Candidates,
+    rows: np.ndarray,
+    posting: np.ndarray,
+    unit: np.ndarray,
+    distance: np.ndarray,
 ) -> list[tuple[int, int, int, int]]:
     """(candidate rank, query row, best posting by edit distance, edit distance) per candidate
-    unit, ordered by edit distance.
+    unit, from the aligned (row, posting, its unit, distance), ordered by edit distance.
 
     Ties keep the candidate order (and the first pair), so the result is deterministic.
     """
     rank_of = {int(u): i for i, u in enumerate(cands.unit[cands.best])}
-    unit_of = dict(zip(cands.posting.tolist(), cands.unit.tolist(), strict=True))
     best: dict[int, tuple[int, int, int]] = {}
-    for row, post, dist in zip(rows.tolist(), posting.tolist(), distance.tolist(), strict=True):
-        rank = rank_of[unit_of[post]]
+    aligned = zip(rows.tolist(), posting.tolist(), unit.tolist(), distance.tolist(), strict=True)
+    for row, post, u, dist in aligned:
+        rank = rank_of[u]
         if rank not in best or dist < best[rank][2]:
             best[rank] = (row, post, dist)
     return sorted(((r, *found) for r, found in best.items()), key=lambda x: (x[3], x[0]))
@@ -495,7 +501,7 @@ def edit_hits(
     db: Database,
     query: int,
     cands: Candidates,
-    pairs: tuple[tuple[np.ndarray, np.ndarray], np.ndarray],
+    pairs: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
     k: int,
     minus: np.ndarray,
     infix: np.ndarray,
@@ -503,9 +509,9 @@ def edit_hits(
     """The first k candidate targets by exact edit distance of their (query row, posting)
     ``pairs`` (Hamming and estimate of the entry that made the target a candidate; strand of
     the query row that aligned best)."""
-    (rows, posting), distance = pairs
+    (rows, posting, unit), distance = pairs
     hits = []
-    ranked = reranked(cands, rows, posting, distance)[:k]
+    ranked = reranked(cands, rows, posting, unit, distance)[:k]
     for rank, (cand_rank, row, post, dist) in enumerate(ranked, 1):
         entry = cands.best[cand_rank]
         estimate = estimate_of(db, cands, entry)
