@@ -45,11 +45,8 @@ region's record and overlaps it. recall@1: the first hit is correct; recall@10: 
 most of its truth regions; Mash answers this level only (the nearest sketch by Mash distance of
 the whole query genome).
 
-neurohash's TSV is read by column name. Where it names no region (no ``region_start`` /
-``region_end`` columns) a neurohash hit counts when it names the truth record and its
-``edit_distance`` is no worse than the best distance of the query (on its better strand, under
-the hit's ``alignment``, global where the TSV has no such column) to the truth's stored regions
-in that record: an equally good stored region, found on the right strand. Queries/s are from
+neurohash's hits are stored regions (``--by-region``), judged like the peers' alignments by
+the ``target_start`` / ``target_end`` of its TSV (read by column name). Queries/s are from
 the shell, start-up included (neurohash loads torch and its model on every call: a fixed few
 seconds); index bytes per stored base are the files each tool writes to search (neurohash:
 ``neurohash stats``). MMseqs2's nucleotide prefilter builds its k-mer table in every search
@@ -73,6 +70,7 @@ from typing import Any
 
 import numpy as np
 from report import ROOT, SHARED_DATA, begin, publish, table
+from search import neurohash_command, write_fasta
 
 from neurohash.data.fasta import SequenceRecord, iter_records, reverse_complement
 from neurohash.data.mutation import MutationRates, mutate
@@ -122,15 +120,6 @@ def load_genome(name: str, quick: bool) -> list[SequenceRecord]:
     while "N" in rec.seq[start : start + QUICK_BASES] and start + QUICK_BASES < len(rec.seq):
         start += QUICK_BASES // 4  # the E. coli contig's masked half
     return [SequenceRecord(rec.id, rec.seq[start : start + QUICK_BASES])]
-
-
-def write_fasta(path: Path, records: list[SequenceRecord]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as out:
-        for rec in records:
-            out.write(f">{rec.id}\n")
-            out.writelines(rec.seq[i : i + 80] + "\n" for i in range(0, len(rec.seq), 80))
-    return path
 
 
 @dataclass
@@ -229,10 +218,6 @@ def files_bytes(*paths: Path) -> int:
     return total
 
 
-def which(name: str) -> str | None:
-    return shutil.which(name)
-
-
 def has_module(name: str) -> bool:
     import importlib.util
 
@@ -244,10 +229,6 @@ Hit = dict[str, Any]
 
 
 # neurohash --------------------------------------------------------------------------------------
-
-
-def neurohash_bin() -> str:
-    return str(Path(sys.executable).with_name("neurohash"))
 
 
 def neurohash_build(args: argparse.Namespace, work: Path, stored_dir: Path) -> dict[str, Any]:
@@ -266,10 +247,10 @@ def neurohash_build(args: argparse.Namespace, work: Path, stored_dir: Path) -> d
         "trainer.enable_progress_bar=false",
         *args.predict,
     )
-    index_s = run(neurohash_bin(), "index", str(shards), "-o", str(db), "--force")
+    index_s = run(neurohash_command(), "index", str(shards), "-o", str(db), "--force")
     stats = json.loads(
         subprocess.run(
-            [neurohash_bin(), "stats", str(db), "--json"],
+            [neurohash_command(), "stats", str(db), "--json"],
             check=True,
             capture_output=True,
             text=True,
@@ -287,41 +268,34 @@ def neurohash_build(args: argparse.Namespace, work: Path, stored_dir: Path) -> d
     }
 
 
-def by_region() -> list[str]:
-    """``--by-region`` where ``neurohash search`` has it: hits are stored regions, so a genome
-    can be hit at several places, as the peers' alignments are."""
-    help_text = subprocess.run(
-        [neurohash_bin(), "search", "--help"], capture_output=True, text=True
-    ).stdout
-    return ["--by-region"] if "--by-region" in help_text else []
-
-
 def neurohash_search(work: Path, fasta: Path, out: Path) -> tuple[float, dict[str, list[Hit]]]:
-    command = [neurohash_bin(), "search", str(work / "db"), str(fasta), "-k", str(K), "--rerank"]
-    seconds = run(*command, *by_region(), "-o", str(out))
+    command = [
+        neurohash_command(),
+        "search",
+        str(work / "db"),
+        str(fasta),
+        "-k",
+        str(K),
+        "--rerank",
+        "--by-region",  # hits are places, as the peers' alignments are
+    ]
+    seconds = run(*command, "-o", str(out))
     return seconds, parse_neurohash(out)
 
 
 def parse_neurohash(path: Path) -> dict[str, list[Hit]]:
-    """Hits per query from the search TSV, by column name, in rank order."""
+    """Hits per query from the search TSV (by column name), in rank order."""
     lines = path.read_text().splitlines()
-    header = lines[0].split("\t")
-    col = {name: i for i, name in enumerate(header)}
-    start = next((c for c in ("region_start", "target_start", "start") if c in col), None)
-    end = next((c for c in ("region_end", "target_end", "end") if c in col), None)
+    col = {name: i for i, name in enumerate(lines[0].split("\t"))}
     found: dict[str, list[Hit]] = {}
-    for line in lines[1:]:
+    for line in lines[1:]:  # rows come in rank order per query
         f = line.split("\t")
-        hit: Hit = {"record": f[col["target_id"]], "rank": int(f[col["rank"]])}
-        if start and end:
-            hit["start"], hit["end"] = int(f[col[start]]), int(f[col[end]])
-        hit["strand"] = f[col["strand"]] if "strand" in col else "+"
-        hit["alignment"] = f[col["alignment"]] if "alignment" in col else "global"
-        if "edit_distance" in col and f[col["edit_distance"]] not in ("", "None"):
-            hit["edit_distance"] = int(f[col["edit_distance"]])
+        hit: Hit = {
+            "record": f[col["target_id"]],
+            "start": int(f[col["target_start"]]),
+            "end": int(f[col["target_end"]]),
+        }
         found.setdefault(f[col["query_id"]], []).append(hit)
-    for hits in found.values():
-        hits.sort(key=lambda h: h["rank"])
     return found
 
 
@@ -331,7 +305,7 @@ def parse_neurohash(path: Path) -> dict[str, list[Hit]]:
 def minimap2_build(ref: Path, work: Path) -> dict[str, Any]:
     """Two indexes: -x sr (short reads) and -x map-ont (the 1 kb fragments and windows)."""
     out: dict[str, Any] = {"build_s": 0.0, "note": ""}
-    if which("minimap2"):
+    if shutil.which("minimap2"):
         for preset in ("sr", "map-ont"):
             index = str(work / f"{preset}.mmi")
             out["build_s"] += run(*f"minimap2 -x {preset} -t {THREADS} -d".split(), index, str(ref))
@@ -359,7 +333,7 @@ def minimap2_search(work: Path, fasta: Path, out: Path) -> tuple[float, dict[str
         part = [r for r in records if keep(len(r.seq))]
         if not part:
             continue
-        if which("minimap2"):
+        if shutil.which("minimap2"):
             qfile = write_fasta(out.with_suffix(f".{preset}.fa"), part)
             paf = out.with_suffix(f".{preset}.paf")
             options = f"minimap2 -x {preset} -t {THREADS} -N {K} -o".split()
@@ -447,9 +421,17 @@ def mmseqs_search(work: Path, fasta: Path, out: Path) -> tuple[float, dict[str, 
 
 
 PEERS = {
-    "minimap2": (lambda: which("minimap2") or has_module("mappy"), minimap2_build, minimap2_search),
-    "BLAST": (lambda: which("blastn") and which("makeblastdb"), blast_build, blast_search),
-    "MMseqs2": (lambda: which("mmseqs"), mmseqs_build, mmseqs_search),
+    "minimap2": (
+        lambda: shutil.which("minimap2") or has_module("mappy"),
+        minimap2_build,
+        minimap2_search,
+    ),
+    "BLAST": (
+        lambda: shutil.which("blastn") and shutil.which("makeblastdb"),
+        blast_build,
+        blast_search,
+    ),
+    "MMseqs2": (lambda: shutil.which("mmseqs"), mmseqs_build, mmseqs_search),
 }
 PACKAGES = {
     "minimap2": "Debian minimap2 or pip mappy",
@@ -468,7 +450,7 @@ def mash_nearest(
     """The nearest stored genome of each query genome by Mash distance (k 21, 1,000 hashes),
     or by sourmash's (k 21, scaled 1,000) without mash; None when neither is installed."""
     names = {str(path): name for name, path in stored_files.items()}
-    if which("mash"):
+    if shutil.which("mash"):
         sketch = work / "mash" / "stored"
         sketch.parent.mkdir(parents=True, exist_ok=True)
         build_s = run("mash", "sketch", "-o", str(sketch), *names)
@@ -633,37 +615,6 @@ def overlaps(hit: Hit, intervals: list[tuple[str, int, int]]) -> bool:
     )
 
 
-class NeurohashJudge:
-    """Whether a neurohash hit is correct: by its region where the TSV names one, else by its
-    edit distance against the truth's regions in the named record (see the module docstring)."""
-
-    def __init__(self, regions: Regions) -> None:
-        self.regions = regions
-        self.cache: dict[tuple[str, str, int], int] = {}
-
-    def distance(self, q: Query, alignment: str, row: int) -> int:
-        """The query's distance to stored region ``row`` on its better strand: what a hit on
-        the right strand reaches (a hit searched on the wrong strand reports more)."""
-        key = (q.id, alignment, row)
-        if key not in self.cache:
-            from neurohash.data.edit_distance import infix_distances, paired_distances
-
-            fn = infix_distances if alignment == "infix" else paired_distances
-            region = self.regions.seqs[row]
-            both = fn([q.seq, reverse_complement(q.seq)], [region, region])
-            self.cache[key] = int(min(both))
-        return self.cache[key]
-
-    def __call__(self, q: Query, hit: Hit) -> bool:
-        if "start" in hit:
-            return overlaps(hit, q.intervals)
-        rows = [r for r in q.postings if self.regions.record[r] == hit["record"]]
-        if not rows or "edit_distance" not in hit:
-            return False
-        best = min(self.distance(q, hit["alignment"], r) for r in rows)
-        return hit["edit_distance"] <= best
-
-
 def recall(queries: list[Query], found: dict[str, list[Hit]], correct: Any) -> dict[str, Any]:
     firsts = [any(correct(q, h) for h in found.get(q.id, [])[:1]) for q in queries]
     tens = [any(correct(q, h) for h in found.get(q.id, [])[:K]) for q in queries]
@@ -778,7 +729,6 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         for t, qs in queries.items()
     }
 
-    judge = NeurohashJudge(regions)
     results: dict[str, Any] = {}
     found_by: dict[str, dict[str, dict[str, list[Hit]]]] = {}
     searches = {"neurohash": neurohash_search} | {n: PEERS[n][2] for n in tools if n in PEERS}
@@ -791,7 +741,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             except CommandFailed as exc:
                 notes.append(f"{name} failed on task {task}: {exc}")
                 continue
-            correct = judge if name == "neurohash" else (lambda q, h: overlaps(h, q.intervals))
+            correct = lambda q, h: overlaps(h, q.intervals)  # noqa: E731
             results[name][task] = score_task(task, qs, found, correct) | {
                 "search_s": seconds,
                 "queries_per_s": len(qs) / seconds,
@@ -836,12 +786,6 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             for name, info in tools.items()
         },
         "neurohash_stats": tools["neurohash"]["stats"],
-        "neurohash_coordinates": any(
-            "start" in h
-            for f in found_by["neurohash"].values()
-            for hits in f.values()
-            for h in hits
-        ),
         "results": results,
         "genome_level": genome_level,
         "notes": notes,
@@ -977,12 +921,6 @@ def markdown(report: dict[str, Any]) -> str:
             for n in names
         ]
         level_rows.append([group, entry["truth"], *calls])
-    coordinates = (
-        "neurohash hits judged by their region (the TSV names it)"
-        if report["neurohash_coordinates"]
-        else "neurohash's TSV names no region: its hits are judged by record and edit distance "
-        "(see `bench/genomes.py`)"
-    )
     median = ", ".join(
         f"{g} {d:.3f}" for g, d in report["truth"]["median_distance_per_base"].items()
     )
@@ -991,8 +929,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Stored: {', '.join(stored['genomes'])} ({base:,} bases, {stored['regions']:,} "
         f"neurohash regions of {cfg['window']} bases); model `{cfg['ckpt']}`. Each cell: "
-        f"recall@1 / recall@{K}; queries/s from the shell, start-up included. "
-        f"{coordinates}.",
+        f"recall@1 / recall@{K}; queries/s from the shell, start-up included. neurohash hits "
+        "are regions (`--by-region`), judged by their coordinates as the peers' are.",
         "",
         "Index (bytes per stored base: the files each tool searches):",
         "",

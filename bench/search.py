@@ -66,6 +66,7 @@ def split_sample(args: argparse.Namespace, module: Any) -> tuple[list[Any], list
 
 
 def write_fasta(path: Path, records: list[SequenceRecord]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f">{rec.id}\n{rec.seq}\n" for rec in records))
     return path
 
