@@ -135,6 +135,21 @@ def test_rank_hash_loss_is_finite_and_reaches_the_embedding_only_when_joint() ->
     assert emb.grad is not None and torch.isfinite(emb.grad).all() and emb.grad.abs().sum() > 0
 
 
+def test_itq_on_a_wide_embedding_uses_seeded_randomised_axes() -> None:
+    """Above ``exact_axes`` dimensions the principal axes are a randomised PCA: orthonormal,
+    the same for the same seed."""
+    gen = torch.Generator().manual_seed(0)
+    emb = torch.randn(300, 6, generator=gen) @ torch.randn(6, 40, generator=gen)
+    coders = [ItqHash(40, 4, seed=3) for _ in range(2)]
+    for coder in coders:
+        coder.exact_axes = 16
+        coder.loss(emb, torch.zeros(0, 2, dtype=torch.long), torch.zeros(0))
+        coder.eval().refit()
+    first, second = coders
+    assert torch.equal(first.projection, second.projection)
+    assert torch.allclose(first.projection.T @ first.projection, torch.eye(4), atol=1e-4)
+
+
 def test_itq_rotation_quantises_better_than_its_start_and_repeats_per_seed() -> None:
     """On correlated data, ITQ's projection loses less to taking signs than the random start,
     is orthogonal (PCA axes times a rotation), and two coders of the same seed agree."""

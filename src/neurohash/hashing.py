@@ -19,7 +19,8 @@ every sequence.
   each row, sharp enough to care about the nearest few) into the relaxed Hamming distances. The
   distance fit of ``LearnedHash`` stays, lighter, so Hamming distances still convert to edits.
 - ``ItqHash``: iterative quantisation (Gong & Lazebnik): the centred embedding is projected on
-  its principal axes (a seeded random expansion when there are more bits than dimensions) and
+  its principal axes (a seeded randomised PCA for embeddings wider than 2,048 dimensions, such as
+  k-mer profiles; a seeded random expansion when there are more bits than dimensions) and
   rotated so that taking signs loses the least; refitted on recent training embeddings at each
   validation, with no gradient.
 - ``SignHash``: SimHash, the untrained baseline: signs of a fixed seeded Gaussian projection of the
@@ -189,6 +190,8 @@ class ItqHash(HashCoder):
     """Iterative quantisation of the centred embedding, refitted on the last ``sample`` training
     embeddings at each validation (``iterations`` alternations of signs and rotation)."""
 
+    exact_axes = 2048  # widest embedding whose principal axes come from a full eigendecomposition
+
     def __init__(
         self,
         embedding_dim: int,
@@ -232,8 +235,12 @@ class ItqHash(HashCoder):
         )
         gen = torch.Generator().manual_seed(self.seed)
         dim = centred.shape[1]
-        if self.bits <= dim:
+        if self.bits <= dim <= self.exact_axes:
             axes = torch.linalg.eigh(centred.T @ centred).eigenvectors.flip(1)[:, : self.bits]
+        elif self.bits <= dim:  # wide embeddings (k-mer profiles): a seeded randomised PCA
+            with torch.random.fork_rng():
+                torch.manual_seed(self.seed)
+                axes = torch.pca_lowrank(centred, q=self.bits, center=False, niter=4)[2]
         else:
             axes = torch.randn(dim, self.bits, generator=gen, dtype=torch.float64)
         data = centred @ axes
