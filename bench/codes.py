@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,8 @@ def cli_search(name: str, ckpt: Path, work: Path, stored: Path, queries: list, k
     100: the hits' rows in stored order, the database's stats and wall times."""
     run = work / f"cli_{name}"
     shards, db, hits = run / "shards", run / "db", run / "hits.tsv"
-    run.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(run, ignore_errors=True)  # built afresh: shards of an older model are refused
+    run.mkdir(parents=True)
     qfasta = write_fasta(run / "queries.fasta", queries)
     seconds = {
         "predict_s": shell(

@@ -31,6 +31,7 @@ from neurohash.data.tokens import encode
 from neurohash.files import file_sha256
 from neurohash.hashing import pack_codes
 from neurohash.index.database import Database, build_database
+from neurohash.index.job import PredictError, stores_embeddings
 from neurohash.index.shards import MANIFEST, ShardError, shard_schema
 from neurohash.predict import predict
 from tests.helpers import INFLUENZA_FILE, V4_FILE, compose_app
@@ -333,6 +334,15 @@ def test_workers_die_with_a_killed_predict(checkpoint: Path, shared_data: Path, 
     for pid in orphans:  # leave nothing behind, even when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not orphans
+
+
+def test_embeddings_are_stored_by_default_only_when_narrow() -> None:
+    """store_embeddings=auto (the default) keeps a learned embedding, not a 7-mer profile."""
+    assert OmegaConf.load(ROOT / "conf" / "predict.yaml").store_embeddings == "auto"
+    assert stores_embeddings("auto", 128) and not stores_embeddings("auto", 4**7)
+    assert stores_embeddings(True, 4**7) and not stores_embeddings(False, 128)
+    with pytest.raises(PredictError, match="store_embeddings=sometimes: expected true, false"):
+        stores_embeddings("sometimes", 128)
 
 
 def test_missing_input(checkpoint: Path, tmp_path: Path) -> None:

@@ -102,6 +102,20 @@ def region_settings(cfg: DictConfig, max_len: int) -> RegionSettings:
     )
 
 
+WIDEST_STORED_EMBEDDING = 1024  # float16: 2 KB per region; a 7-mer profile would take 32 KB
+
+
+def stores_embeddings(setting: Any, dim: int) -> bool:
+    """``store_embeddings``: true, false or auto, which stores embeddings of at most
+    WIDEST_STORED_EMBEDDING dimensions: a learned embedding is worth its bytes to refine the
+    Hamming shortlist, a k-mer profile (``experiment=codes_kmer``) is not."""
+    if isinstance(setting, bool):
+        return setting
+    if str(setting).lower() == "auto":
+        return dim <= WIDEST_STORED_EMBEDDING
+    raise PredictError(f"store_embeddings={setting}: expected true, false or auto")
+
+
 def build_job(cfg: DictConfig, module: DistanceEmbeddingModule, files: list[str]) -> PredictJob:
     cleaning, max_len = prediction_cleaning(module, str(cfg.ckpt_path))
     if int(cfg.shard_size) < 1 or int(cfg.batch_size) < 1:
@@ -115,7 +129,7 @@ def build_job(cfg: DictConfig, module: DistanceEmbeddingModule, files: list[str]
         max_len=max_len,
         shard_size=int(cfg.shard_size),
         batch_size=int(cfg.batch_size),
-        store_embeddings=bool(cfg.store_embeddings),
+        store_embeddings=stores_embeddings(cfg.store_embeddings, module.encoder.embedding_dim),
         store_sequences=bool(cfg.store_sequences),
         fingerprint=model_fingerprint(module),
         code_bits=int(module.hashing.bits),
