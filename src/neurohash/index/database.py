@@ -359,13 +359,12 @@ def check_compatible(db_dir: Path, db: dict[str, Any], shards_dir: Path, shards:
             f"({str(db['model_fingerprint'])[:16]}); embed them with the database's model"
         )
     for key in ("code_bits", "regions", "cleaning"):
-        given, stored = shards.get(key), db.get(key)
+        given, stored, hint = shards.get(key), db.get(key), ""
         if key == "regions" and given and stored:  # made before canonical anchors: forward ones
             given, stored = ({"canonical": False, **r} for r in (given, stored))
-        if given != stored:
-            hint = ""
-            if key == "regions" and given and stored and given["canonical"] != stored["canonical"]:
+            if given["canonical"] != stored["canonical"]:
                 hint = f"; embed them with predict.py regions.canonical={stored['canonical']}"
+        if given != stored:
             raise DatabaseError(
                 f"{shards_dir}: {key} {given!r} differ from database {db_dir} ({stored!r}){hint}"
             )

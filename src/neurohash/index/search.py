@@ -276,10 +276,9 @@ def refine(db: Database, found: list[Candidates], refiner: Refiner, keep: int) -
 
 def rerank_pairs(cands: Candidates, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unique (query row, posting row) pairs to align, and the unit of each posting: the
-    entries FAISS reached of the
-    candidate units, at most ``limit`` per query region (the nearest by Hamming, or by the
-    model once refined; each unit's best entry always), so that a target of thousands of
-    regions (a genome) does not put all of them in the re-rank."""
+    entries FAISS reached of the candidate units, at most ``limit`` per query region (the
+    nearest by Hamming, or by the model once refined; each unit's best entry always), so that a
+    target of thousands of regions (a genome) does not put all of them in the re-rank."""
     (chosen,) = np.nonzero(np.isin(cands.unit, cands.unit[cands.best]))
     score = cands.hamming if cands.estimate is None else cands.estimate
     keys = (cands.posting[chosen], cands.unit[chosen], score[chosen], cands.row[chosen])
