@@ -9,7 +9,7 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 
 from neurohash.data.edit_distance import paired_distances
-from neurohash.data.tokens import encode
+from neurohash.data.tokens import PAD, encode
 
 
 def kmer_codes(tokens: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,10 +22,19 @@ def kmer_codes(tokens: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
     return (windows.clamp(0, 3) * weights).sum(-1), valid
 
 
-def kmer_frequencies(tokens: torch.Tensor, k: int) -> torch.Tensor:
-    """(B, 4**k) k-mer frequencies of (B, L) tokens; k-mers with padding or N are skipped."""
+def kmer_frequencies(tokens: torch.Tensor, k: int, segments: int = 1) -> torch.Tensor:
+    """(B, segments * 4**k) k-mer frequencies of (B, L) tokens; k-mers with padding or N are
+    skipped. With ``segments`` > 1 each sequence is cut into that many equal parts by position
+    and every part has its own profile (frequencies still sum to 1 over the whole sequence): for
+    sequences that span the same locus (full-length 16S, one amplicon) where a k-mer occurs says
+    much about which relatives share it."""
     codes, valid = kmer_codes(tokens, k)
-    counts = torch.zeros(len(tokens), 4**k, device=tokens.device)
+    if segments > 1:
+        starts = ((tokens != PAD).sum(1, keepdim=True) - k + 1).clamp_min(1)
+        position = torch.arange(codes.shape[1], device=tokens.device)
+        part = torch.clamp(position * segments // starts, max=segments - 1)
+        codes = part * 4**k + codes
+    counts = torch.zeros(len(tokens), segments * 4**k, device=tokens.device)
     counts.scatter_add_(1, codes, valid.float())
     return counts / counts.sum(1, keepdim=True).clamp_min(1)
 
