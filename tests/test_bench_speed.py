@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED_DATA, V4_FILE, load_bench
+from tests.helpers import load_bench
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +112,8 @@ def test_train_speed(results: Path, one_thread: None, tmp_path: Path) -> None:
     assert report["time_to_target_s"] == report["curve"][0]["train_s"]  # 100% is reached at once
 
 
-def test_search_scale(results: Path, checkpoint: Path, tmp_path: Path) -> None:
+def test_search_scale(results: Path, checkpoint: Path, tmp_path: Path, one_thread: None) -> None:
+    """Queries are embedded in-process too: one thread (see ``one_thread``)."""
     out = results / "search_scale.json"
     args = ["--quick", "--ckpt", str(checkpoint), "--sizes", "300", "--queries", "8"]
     args += ["--candidates", "20", "--refine", "2", "--minhash-perm", "32"]
@@ -166,11 +167,17 @@ def test_store_scale(results: Path, checkpoint: Path, tmp_path: Path) -> None:
     }  # flat indexes: the same hits
 
 
-def test_codes(results: Path, checkpoint: Path, tmp_path: Path) -> None:
+def test_codes(
+    results: Path, checkpoint: Path, v4_small: Path, tmp_path: Path, one_thread: None
+) -> None:
     """Candidate recall of the tiny model's codes, its SimHash and ITQ, the baselines; the
-    user's commands re-ranking the Hamming top 100 find what candidate recall at 100 says."""
+    user's commands re-ranking the Hamming top 100 find what candidate recall at 100 says.
+
+    One thread: ITQ's 100 small SVDs took 0.2-0.4 s each on two contended threads (~25 s),
+    1-3 ms on one. The 2,000 reads of ``v4_small`` hold the 1,060 sampled, without a scan of
+    all 100k V4 reads."""
     out = results / "codes.json"
-    args = ["--quick", "--ckpt", f"tiny={checkpoint}", "--fasta", str(SHARED_DATA / V4_FILE)]
+    args = ["--quick", "--ckpt", f"tiny={checkpoint}", "--fasta", str(v4_small)]
     args += ["--bits", "64", "128", "--cli", "--workdir", str(tmp_path), "--out", str(out)]
     load_bench("codes").main(args)
     report = written(out)
