@@ -10,7 +10,9 @@ top C holds, per model, coder and bit length, beside the float embedding and k-m
    ``config.yaml``).
 2. Truth: the exact edit distance of every query to every stored sequence (rapidfuzz); a query's
    relevant set is its top 10, ties at the 10th distance counted.
-3. For each model: its own codes (the coder it was trained with), and from its float embedding
+3. For each model: its own codes (the coder it was trained with), by Hamming distance and by the
+   query-weighted Hamming distance that ``neurohash search`` refines with when a database stores
+   no embeddings (``neurohash.hashing.weighted_hamming``), and from its float embedding
    SimHash (``hashing=sign``) and ITQ (``hashing=itq``, fitted on the stored embeddings) at each
    bit length; the float embedding itself. Without a model: 5-mer profile cosine and 1-bit
    MinHash of 11-mer sets packed into the same bit lengths.
@@ -19,7 +21,8 @@ top C holds, per model, coder and bit length, beside the float embedding and k-m
    the Hamming top 100, no embeddings stored.
 5. With ``--cli``, each model's database is built and searched by the user's commands:
    ``predict.py store_embeddings=false`` -> ``neurohash index`` -> ``neurohash search --rerank
-   --candidates 100``; its recall@10 and bytes per region (codes + postings).
+   --candidates 100`` (by default the Hamming top 500 refined to 100 by the query-weighted
+   distance, then re-ranked exactly); its recall@10 and bytes per region (codes + postings).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from neurohash.data.cleaning import Cleaning
 from neurohash.data.edit_distance import distance_matrix
 from neurohash.data.kmers import kmer_profiles
 from neurohash.data.sources import load_records
-from neurohash.hashing import HashCoder, ItqHash, SignHash, pack_codes
+from neurohash.hashing import HashCoder, ItqHash, SignHash, pack_codes, weighted_hamming
 from neurohash.index.database import Database
 from neurohash.module import embed_sequences
 
@@ -128,12 +131,15 @@ def model_methods(
     torch.set_grad_enabled(False)
     max_len = module.normaliser
     emb_s, emb_q = (embed_sequences(module, seqs, max_len) for seqs in (stored, queries))
-    own = module.hashing
+    own, codes_s = module.hashing, pack_codes(module.codes_of(emb_s))
+    logits_q = module.code_logits_of(emb_q)
+    weighted = [  # every stored code against one query at a time
+        weighted_hamming(np.broadcast_to(q, (len(codes_s), q.size)), codes_s)
+        for q in logits_q.numpy()
+    ]
     out = {
-        f"own ({type(own).__name__})": (
-            own.bits,
-            hamming(pack_codes(module.codes_of(emb_q)), pack_codes(module.codes_of(emb_s))),
-        ),
+        f"own ({type(own).__name__})": (own.bits, hamming(pack_codes(logits_q > 0), codes_s)),
+        f"own ({type(own).__name__}), query-weighted": (own.bits, np.stack(weighted)),
         "float embedding": (0, module.geometry.pairwise(emb_q, emb_s).double().numpy()),
     }
     proj_s, proj_q = module.geometry.project(emb_s), module.geometry.project(emb_q)

@@ -16,6 +16,7 @@ from neurohash.hashing import (
     SignHash,
     hamming_matrix,
     pack_codes,
+    weighted_hamming,
 )
 
 
@@ -75,6 +76,18 @@ def test_packed_codes_and_their_hamming_distances() -> None:
     assert packed.tolist() == [[0b1000_0000, 0], [0, 1]]
     assert hamming_matrix(packed, packed).tolist() == [[0, 2], [2, 0]]
     assert packed.dtype == np.uint8
+
+
+def test_weighted_hamming_counts_each_differing_bit_by_the_query_s_certainty() -> None:
+    stored = pack_codes(torch.tensor([[True] * 8, [False] * 8, [True] * 4 + [False] * 4]))
+    sure = np.full((3, 8), 2.0, dtype=np.float32)  # equal weights: the Hamming distance
+    assert weighted_hamming(sure, stored).tolist() == [0, 8, 4]
+    logits = np.array([[4.0, 1, 1, 1, 1, 1, 1, -2]], dtype=np.float32)  # mean |logit| 1.5
+    one_query = np.repeat(logits, 3, axis=0)
+    # the codes differ from its signs on bit 7; on bits 0-6; on bits 4-6
+    assert weighted_hamming(one_query, stored) == pytest.approx([2 / 1.5, 10 / 1.5, 3 / 1.5])
+    codes = pack_codes(torch.from_numpy(one_query > 0))
+    assert weighted_hamming(one_query, codes).tolist() == [0, 0, 0]  # its own code
 
 
 def relaxed_identity(coder: LearnedHash) -> LearnedHash:

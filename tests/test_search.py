@@ -20,7 +20,7 @@ from neurohash.data.fasta import reverse_complement
 from neurohash.data.sources import load_records
 from neurohash.hashing import hamming_matrix
 from neurohash.index.database import Database, DatabaseError, build_database
-from neurohash.index.search import embed_queries, infix_rows, search
+from neurohash.index.search import Refiner, embed_queries, infix_rows, search
 from neurohash.index.segment import quantise
 from tests.test_database import synthetic_rows, write_shards
 
@@ -271,6 +271,66 @@ def test_refined_hits_are_the_models_nearest(
         expected = np.argsort(dist[q], kind="stable")[:3]
         assert [row[1] for row in got] == [reads[j].id for j in expected]
         assert [float(row[5]) for row in got] == pytest.approx(dist[q, expected], abs=0.006)
+
+
+def weighted_by_hand(logits: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """(Q, N) query-weighted Hamming distances of query logits to packed stored codes, by hand:
+    each differing bit counts |logit| / mean |logit| of the query's bits."""
+    bits = np.unpackbits(stored, axis=1).astype(bool)
+    weight = np.abs(logits) / np.abs(logits).mean(axis=1, keepdims=True)
+    return (weight[:, None, :] * (bits[None] != (logits > 0)[:, None, :])).sum(axis=2)
+
+
+def test_refining_by_codes_orders_by_the_query_weighted_hamming(
+    synthetic_db: tuple[Database, dict],
+) -> None:
+    """A database of codes alone refines by the query-weighted Hamming distance: with a
+    shortlist covering it, hits are the brute-force nearest by that distance; equal weights
+    give back the Hamming distances."""
+    db, rows = synthetic_db
+    logits = np.random.default_rng(3).normal(size=(6, db.code_bits)).astype(np.float32)
+    queries = np.packbits(logits > 0, axis=1)
+    weighted = weighted_by_hand(logits, np.stack(rows["code"]))
+    keys = list(zip(rows["source"], rows["seq_id"], strict=True))
+    refiner = Refiner(np.zeros((6, 1), np.float32), logits, model=None)
+    for q, hits in enumerate(search(db, queries, k=5, refiner=refiner, refine_factor=1000)):
+        best: dict[tuple[str, str], float] = {}
+        for key, d in zip(keys, weighted[q].tolist(), strict=True):
+            best[key] = min(d, best.get(key, d))
+        assert [h.est_distance for h in hits] == pytest.approx(sorted(best.values())[:5])
+        assert all(best[(h.source, h.target_id)] == pytest.approx(h.est_distance) for h in hits)
+    signs = Refiner(np.zeros((6, 1), np.float32), np.where(logits > 0, 1.0, -1.0), model=None)
+    equal = search(db, queries, k=5, refiner=signs, refine_factor=1000)
+    assert [[h.est_distance for h in hits] for hits in equal] == [
+        [float(h.hamming) for h in hits] for hits in search(db, queries, k=5)
+    ]
+
+
+def test_a_database_without_embeddings_refines_by_the_query_codes(
+    shards: Path, queries: Path, reads: list, checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    """`index --no-embeddings` then `search --refine`: the hits are the nearest stored reads by
+    the query-weighted Hamming distance of the model's own code logits, in edits."""
+    lean = tmp_path / "lean"
+    assert (
+        main(["index", str(shards), "-o", str(lean), "--ckpt", str(checkpoint), "--no-embeddings"])
+        == 0
+    )
+    capsys.readouterr()
+    args = ["search", str(lean), str(queries), "-k", "3", "--refine", "100", "--strand", "plus"]
+    assert main(args) == 0
+    _, rows = parse_tsv(capsys.readouterr().out)
+    module = load_module(checkpoint)
+    stored_codes, _ = embed_queries(module, [rec.seq for rec in reads[:N_DB]], MAX_LEN)
+    query_seqs = [rec.seq for rec in reads[:5] + reads[N_DB : N_DB + 5]]
+    _, refiner = embed_queries(module, query_seqs, MAX_LEN)
+    dist = weighted_by_hand(refiner.logits, stored_codes) * Database.open(lean).edits_per_bit
+    row_of = {rec.id: i for i, rec in enumerate(reads[:N_DB])}
+    for q in range(10):
+        got = rows[3 * q : 3 * q + 3]
+        expected = np.sort(dist[q])[:3]
+        assert [float(row[5]) for row in got] == pytest.approx(expected, abs=0.006)
+        assert [dist[q, row_of[row[1]]] for row in got] == pytest.approx(expected)
 
 
 def test_queries_from_stdin(db_dir: Path, queries: Path, monkeypatch, capsys) -> None:

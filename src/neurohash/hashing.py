@@ -39,9 +39,10 @@ from torch import nn
 
 
 class HashCoder(nn.Module):
-    """Interface: ``codes`` (bool, B x bits) and a training ``loss`` on a batch's embeddings, its
-    (P, 2) pairs with their true normalised distances and, for coders that set
-    ``needs_teacher``, the model's own (B, B) distances between the batch's embeddings."""
+    """Interface: ``logits`` (B x bits; their signs are the ``codes``) and a training ``loss``
+    on a batch's embeddings, its (P, 2) pairs with their true normalised distances and, for
+    coders that set ``needs_teacher``, the model's own (B, B) distances between the batch's
+    embeddings."""
 
     needs_teacher = False
 
@@ -50,8 +51,13 @@ class HashCoder(nn.Module):
         self.bits = bits
         self.centre = nn.BatchNorm1d(embedding_dim, affine=False)
 
-    def codes(self, emb: torch.Tensor) -> torch.Tensor:
+    def logits(self, emb: torch.Tensor) -> torch.Tensor:
+        """(B, bits) real scores whose signs are the codes; their magnitudes say how sure each
+        bit is (a query's weights in ``neurohash.index.search``'s code refine)."""
         raise NotImplementedError
+
+    def codes(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.logits(emb) > 0
 
     def loss(
         self,
@@ -88,9 +94,6 @@ class LearnedHash(HashCoder):
 
     def logits(self, emb: torch.Tensor) -> torch.Tensor:
         return self.head(self.centre(emb.float()))
-
-    def codes(self, emb: torch.Tensor) -> torch.Tensor:
-        return self.logits(emb) > 0
 
     def relaxed(self, emb: torch.Tensor) -> torch.Tensor:
         if self.detach:  # the head learns from the embedding without pulling it towards codes
@@ -207,8 +210,8 @@ class ItqHash(HashCoder):
         self.register_buffer("projection", start)  # SimHash until the first fit
         self.seen: list[torch.Tensor] = []
 
-    def codes(self, emb: torch.Tensor) -> torch.Tensor:
-        return self.centre(emb.float()) @ self.projection > 0
+    def logits(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.centre(emb.float()) @ self.projection
 
     def loss(
         self,
@@ -263,13 +266,24 @@ class SignHash(HashCoder):
         planes = torch.randn(embedding_dim, bits, generator=gen) / math.sqrt(embedding_dim)
         self.register_buffer("planes", planes)
 
-    def codes(self, emb: torch.Tensor) -> torch.Tensor:
-        return self.centre(emb.float()) @ self.planes > 0
+    def logits(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.centre(emb.float()) @ self.planes
 
 
 def pack_codes(codes: torch.Tensor) -> np.ndarray:
     """(B, bits) bool -> (B, bits / 8) uint8, most significant bit first (FAISS binary layout)."""
     return np.packbits(codes.cpu().numpy().astype(np.uint8), axis=1)
+
+
+def weighted_hamming(logits: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """(P,) query-weighted Hamming distances of (P, bits) query logits to (P, bits / 8) packed
+    codes, row by row: a bit where the code differs from the query's sign counts |logit| / mean
+    |logit| of the query's bits, not 1. The query is not reduced to its signs (an asymmetric
+    distance), so bits it is unsure of count less; equal weights give the Hamming distance."""
+    weight = np.abs(logits).astype(np.float32)
+    weight /= np.maximum(weight.mean(axis=1, keepdims=True), 1e-12)
+    differ = np.unpackbits(codes, axis=1).astype(bool) != (logits > 0)
+    return (weight * differ).sum(axis=1)
 
 
 def hamming_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -60,9 +60,13 @@ class DistanceEmbeddingModule(L.LightningModule):
         return self.geometry(emb[pairs[:, 0]], emb[pairs[:, 1]])
 
     @torch.no_grad()
+    def code_logits_of(self, emb: torch.Tensor) -> torch.Tensor:
+        """(B, bits) scores whose signs are the codes of embeddings computed by ``forward``."""
+        return self.hashing.logits(self.geometry.project(emb.float()))
+
     def codes_of(self, emb: torch.Tensor) -> torch.Tensor:
         """Binary hash codes (B, bits) of embeddings already computed by ``forward``."""
-        return self.hashing.codes(self.geometry.project(emb.float()))
+        return self.code_logits_of(emb) > 0
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         tokens, pairs, strand = batch["tokens"], batch["pairs"], batch.get("strand_tokens")

@@ -628,6 +628,13 @@ class Database:
             out[where] = segment.embeddings(local)
         return out
 
+    def codes(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), bits / 8) packed codes of posting rows (for refining by codes)."""
+        out = np.zeros((len(rows), self.code_bits // 8), dtype=np.uint8)
+        for where, segment, local in self.split(rows):
+            out[where] = segment.codes(local)
+        return out
+
     def target_ids(self) -> list[str]:
         """The seq_id of every target number ('' for the targets of skipped segments)."""
         ids = [""] * int(self.manifest["counts"]["sequences"])

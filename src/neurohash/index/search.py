@@ -9,10 +9,11 @@ A query (one or more regions, each with a code) is answered in up to four steps:
    aggregated per target sequence (or, ``by_region``, kept per stored region), keeping its best
    (smallest) Hamming distance, ties broken by target number; if duplicates leave fewer targets
    than wanted, FAISS is asked again for more;
-3. where the database stores region embeddings and the query's are given, ``refine_factor``
-   times more Hamming candidates are collected and re-ranked by the model's own float distance
-   (FAISS's "refine" pattern: 128 bits lose much of what the embedding knows, so the codes
-   only shortlist);
+3. with a ``Refiner`` (the query's embeddings and code logits), ``refine_factor`` times more
+   Hamming candidates are collected and re-ranked (FAISS's "refine" pattern): by the model's
+   own float distance where the database stores region embeddings, otherwise by the
+   query-weighted Hamming distance to the stored codes (``Refiner.code_estimates``: bits the
+   query is unsure of count less), so a database of codes alone gains from it too;
 4. with ``rerank``, ``candidates_factor * k`` candidate targets are re-ranked by the exact edit
    distance between the query's and the candidates' region sequences (per query region at most
    as many stored regions as targets wanted, the nearest reached: a genome's thousands of
@@ -28,8 +29,9 @@ canonical anchors (``neurohash.data.regions``) cut a query from either strand wh
 stored sequence.
 
 ``est_distance`` is the model's estimate of the edit distance: its float distance times the
-normaliser after refining, otherwise the Hamming distance times the model's learned scale
-(``edits_per_bit``, recorded when the database was built), or the raw Hamming without one.
+normaliser after refining by embeddings, otherwise the (query-weighted, once refined by codes)
+Hamming distance times the model's learned scale (``edits_per_bit``, recorded when the database
+was built), or the raw one without it.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ DEFAULT_CANDIDATES_FACTOR = 20.0
 DEFAULT_REFINE_FACTOR = 5.0  # Hamming candidates per refined candidate
 QUERY_CHUNK = 512  # query records embedded and searched together
 GROWTH = 4  # how much further FAISS looks when duplicates left too few distinct targets
+PAIR_CHUNK = 65_536  # (query region, posting) pairs whose codes are compared at once
 TSV_COLUMNS = (
     "query_id",
     "target_id",
@@ -225,18 +228,27 @@ def complete_ties(
     return gather(db, hits, by_region)
 
 
-# refining by the model's float distance ---------------------------------------------------------
+# refining by the model: its float distance, or the query-weighted Hamming distance ------------
 
 
 @dataclass(frozen=True)
 class Refiner:
-    """What refining needs: the query regions' embeddings and the model that made them."""
+    """What refining needs: the query regions' embeddings, their code logits (signs: the query
+    codes; magnitudes: how sure each bit is) and the model that made them."""
 
     embeddings: np.ndarray  # (R, D) float32, one row per query region
+    logits: np.ndarray  # (R, bits) float32
     model: DistanceEmbeddingModule
 
     def estimates(self, db: Database, rows: np.ndarray, postings: np.ndarray) -> np.ndarray:
-        """Estimated edit distances (float distance x normaliser) of (query row, posting) pairs.
+        """Estimated edit distances of (query row, posting) pairs: by the stored embeddings
+        where the database has them, otherwise by its codes (``code_estimates``)."""
+        if db.has_embeddings:
+            return self.float_estimates(db, rows, postings)
+        return self.code_estimates(db, rows, postings)
+
+    def float_estimates(self, db: Database, rows: np.ndarray, postings: np.ndarray) -> np.ndarray:
+        """Float distance x normaliser of each pair.
 
         Pairs are taken one query region at a time through the geometry's (1, M) matrix kernel,
         so no (pairs, D) tensor is built: at 1M regions one query reaches ~17k postings, and
@@ -254,6 +266,18 @@ class Refiner:
                 dist = geometry.pairwise(query, stored)[0]
                 estimates[group] = dist.cpu().double().numpy()
         return estimates * float(self.model.normaliser)
+
+    def code_estimates(self, db: Database, rows: np.ndarray, postings: np.ndarray) -> np.ndarray:
+        """Query-weighted Hamming distance of each pair (``neurohash.hashing.weighted_hamming``:
+        bits the query is unsure of count less), times ``edits_per_bit`` where recorded."""
+        from neurohash.hashing import weighted_hamming
+
+        estimates = np.empty(len(rows), dtype=np.float64)
+        for a in range(0, len(rows), PAIR_CHUNK):
+            row, posting = rows[a : a + PAIR_CHUNK], postings[a : a + PAIR_CHUNK]
+            estimates[a : a + len(row)] = weighted_hamming(self.logits[row], db.codes(posting))
+        scale = db.edits_per_bit
+        return estimates * scale if scale is not None else estimates
 
 
 def refine(db: Database, found: list[Candidates], refiner: Refiner, keep: int) -> list[Candidates]:
@@ -382,8 +406,9 @@ def search(
     ``query_codes`` are packed codes (R, bits / 8), one per query region; ``query_of[r]`` is the
     query number of region r (default: one region per query); ``query_seqs[r]`` its sequence,
     needed for ``rerank``; ``query_minus[r]`` whether region r is reverse-complemented (its hits
-    say strand ``-``). With a ``refiner`` (and a database that stores embeddings),
-    ``refine_factor`` times more Hamming candidates are shortlisted by the model's distance.
+    say strand ``-``). With a ``refiner``, ``refine_factor`` times more Hamming candidates are
+    shortlisted by the model's float distance (databases with embeddings) or the query-weighted
+    Hamming distance (``Refiner.code_estimates``).
     ``alignment`` chooses the re-ranking distance (``infix_rows``). A hit is a target (its best
     region) or, ``by_region``, a stored region: a target may then appear more than once.
     """
@@ -399,9 +424,9 @@ def search(
     if n_queries == 0 or db.regions == 0:
         return [[] for _ in range(n_queries)]
     want = n_candidates(k, rerank, candidates_factor)
-    refining = refiner is not None and refine_factor > 1 and db.has_embeddings
+    refining = refiner is not None and refine_factor > 1
     stored_dim = db.manifest.get("embedding_dim")
-    if refining and stored_dim != refiner.embeddings.shape[1]:
+    if refining and db.has_embeddings and stored_dim != refiner.embeddings.shape[1]:
         raise DatabaseError(
             f"{db.path}: stores {stored_dim}-dimensional embeddings, the model makes "
             f"{refiner.embeddings.shape[1]}"
@@ -481,7 +506,7 @@ def make_hit(
 def hamming_hits(
     db: Database, query: int, cands: Candidates, k: int, minus: np.ndarray
 ) -> list[Hit]:
-    """The first k targets in candidate order (Hamming, or the model's distance once refined)."""
+    """The first k targets in candidate order (Hamming, or the refined estimate)."""
     return [
         make_hit(
             db,
@@ -592,14 +617,19 @@ def region_sampler(max_len: int, settings: dict | None = None) -> Callable[[str]
 def embed_queries(
     module: DistanceEmbeddingModule, seqs: Sequence[str], max_len: int, batch_size: int = 256
 ) -> tuple[np.ndarray, Refiner]:
-    """Packed codes (N, bits / 8) of cleaned region sequences, and their embeddings as a
-    ``Refiner`` (one forward pass gives both)."""
+    """Packed codes (N, bits / 8) of cleaned region sequences, and their embeddings and code
+    logits as a ``Refiner`` (one forward pass gives all)."""
+    import torch
+
     from neurohash.hashing import pack_codes
     from neurohash.module import embed_sequences
 
     emb = embed_sequences(module, list(seqs), max_len, batch_size)
-    codes = pack_codes(module.codes_of(emb.to(module.device)))
-    return codes, Refiner(emb.numpy().astype(np.float32), module)
+    with torch.no_grad():
+        logits = module.code_logits_of(emb.to(module.device)).cpu()
+    return pack_codes(logits > 0), Refiner(
+        emb.numpy().astype(np.float32), logits.numpy().astype(np.float32), module
+    )
 
 
 def query_model(

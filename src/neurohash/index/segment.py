@@ -316,7 +316,7 @@ def segment_rows(segment: Segment) -> pa.Table:
     segments can be built again from them."""
     record = segment.record.astype(np.int64) + segment.target_base
     records = segment.records.table()
-    codes = index_codes(segment.index)[segment.code_of]
+    codes = segment.codes(np.arange(segment.regions))
     columns: dict[str, Any] = {
         "seq_id": records.column("seq_id").take(pa.array(segment.record)),
         "source": records.column("source").take(pa.array(segment.record)).cast(pa.string()),
@@ -447,6 +447,15 @@ class Segment:
     @property
     def has_embeddings(self) -> bool:
         return (self.path / EMBEDDINGS_FILE).is_file()
+
+    @functools.cached_property
+    def unique_codes(self) -> np.ndarray:
+        """Packed codes by code id, read out of the FAISS index once (for refining by codes)."""
+        return index_codes(self.index)
+
+    def codes(self, rows: np.ndarray) -> np.ndarray:
+        """Packed codes of the segment's posting ``rows``."""
+        return self.unique_codes[self.code_of[rows]]
 
     def check_counts(self, code_bits: int) -> None:
         """segment.json's counts and the index's code width against the data."""
