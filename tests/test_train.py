@@ -80,7 +80,7 @@ def test_retrieval_coders_are_saved_fitted_and_reload(
 def test_codes_kmer_experiment_keeps_the_epoch_of_best_candidate_recall(
     v4_small: Path, tmp_path: Path, one_thread: None
 ) -> None:
-    """experiment=codes_kmer: 7-mer profiles under the ranking head, checkpoints kept by
+    """experiment=codes_kmer: positional 5-mer profiles under the ranking head, checkpoints kept by
     validation candidate recall (the head leaves %RMSE unchanged)."""
     overrides = ["experiment=codes_kmer", "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
     cfg = compose_train(tmp_path, *small_v4(v4_small, tmp_path, *overrides))
@@ -89,7 +89,7 @@ def test_codes_kmer_experiment_keeps_the_epoch_of_best_candidate_recall(
     metrics = train(cfg)
     assert 0 <= metrics["test/hash_recall10_at10"] <= 1
     module = load_module(tmp_path / "checkpoints" / "last.ckpt")
-    assert type(module.hashing).__name__ == "RankHash" and module.encoder.embedding_dim == 4**7
+    assert type(module.hashing).__name__ == "RankHash" and module.encoder.embedding_dim == 8 * 4**5
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp", "cnn", "gru", "transformer"])
