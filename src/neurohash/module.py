@@ -64,6 +64,7 @@ class DistanceEmbeddingModule(L.LightningModule):
         """(B, bits) scores whose signs are the codes of embeddings computed by ``forward``."""
         return self.hashing.logits(self.geometry.project(emb.float()))
 
+    @torch.no_grad()
     def codes_of(self, emb: torch.Tensor) -> torch.Tensor:
         """Binary hash codes (B, bits) of embeddings already computed by ``forward``."""
         return self.code_logits_of(emb) > 0

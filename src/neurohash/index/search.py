@@ -281,7 +281,7 @@ class Refiner:
 
 
 def refine(db: Database, found: list[Candidates], refiner: Refiner, keep: int) -> list[Candidates]:
-    """Per query, the ``keep`` best candidate targets by the model's float distance."""
+    """Per query, the ``keep`` best candidate targets by the refiner's estimates."""
     estimates = refiner.estimates(
         db,
         np.concatenate([c.row for c in found]),
@@ -619,14 +619,11 @@ def embed_queries(
 ) -> tuple[np.ndarray, Refiner]:
     """Packed codes (N, bits / 8) of cleaned region sequences, and their embeddings and code
     logits as a ``Refiner`` (one forward pass gives all)."""
-    import torch
-
     from neurohash.hashing import pack_codes
     from neurohash.module import embed_sequences
 
     emb = embed_sequences(module, list(seqs), max_len, batch_size)
-    with torch.no_grad():
-        logits = module.code_logits_of(emb.to(module.device)).cpu()
+    logits = module.code_logits_of(emb.to(module.device)).cpu()
     return pack_codes(logits > 0), Refiner(
         emb.numpy().astype(np.float32), logits.numpy().astype(np.float32), module
     )
