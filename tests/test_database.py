@@ -299,7 +299,8 @@ def test_every_index_kind_finds_stored_codes(shards: Path, tmp_path: Path, kind:
 
 def test_auto_index_turns_approximate_for_large_collections() -> None:
     assert choose_index("auto", 1000) == "flat"
-    assert choose_index("auto", 300_000) == "hnsw"
+    assert choose_index("auto", 500_000) == "flat"  # a default segment: compact and fast
+    assert choose_index("auto", 2_000_000) == "hnsw"
     assert choose_index("ivf", 10) == "ivf"
     with pytest.raises(DatabaseError, match="unknown index kind"):
         choose_index("lsh", 10)

@@ -249,7 +249,7 @@ def add_segment_options(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "flat", "hnsw", "ivf"),
         default="auto",
         help="FAISS index of each segment: flat = exact Hamming search (16 bytes per 128-bit "
-        "code); hnsw/ivf = approximate; auto = flat up to 200k unique codes, hnsw beyond",
+        "code); hnsw/ivf = approximate; auto = flat up to 1M unique codes per segment, hnsw beyond",
     )
     parser.add_argument(
         "--segment-regions",

@@ -53,7 +53,10 @@ EMBEDDINGS_FILE = "embeddings.parquet"
 CODES_AND_POSTINGS = (INDEX_FILE, POSTINGS_FILE, RECORDS_FILE)
 STORE_FILES = (BASES_FILE, TABLE_FILE)
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
-AUTO_APPROXIMATE_ABOVE = 200_000  # unique codes; a flat scan beyond this gets slow per query
+# unique codes per segment: a flat scan of a default segment (500k regions) is as fast as HNSW
+# (bench/search_scale.py at 1M regions: 795 against 772 Hamming queries/s) and HNSW's graph
+# adds ~264 bytes per code, 16 times the code itself
+AUTO_APPROXIMATE_ABOVE = 1_000_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
