@@ -171,7 +171,9 @@ def test_codes(
     results: Path, checkpoint: Path, v4_small: Path, tmp_path: Path, one_thread: None
 ) -> None:
     """Candidate recall of the tiny model's codes, its SimHash and ITQ, the baselines; the
-    user's commands re-ranking the Hamming top 100 find what candidate recall at 100 says.
+    user's commands (a database of codes alone: the Hamming shortlist refined by the
+    query-weighted distance, its top 100 re-ranked) find what that distance's candidate recall
+    at 100 says.
 
     One thread: ITQ's 100 small SVDs took 0.2-0.4 s each on two contended threads (~25 s),
     1-3 ms on one. The 2,000 reads of ``v4_small`` hold the 1,060 sampled, without a scan of
