@@ -133,10 +133,8 @@ def model_methods(
     emb_s, emb_q = (embed_sequences(module, seqs, max_len) for seqs in (stored, queries))
     own, codes_s = module.hashing, pack_codes(module.codes_of(emb_s))
     logits_q = module.code_logits_of(emb_q)
-    weighted = [  # every stored code against one query at a time
-        weighted_hamming(np.broadcast_to(q, (len(codes_s), q.size)), codes_s)
-        for q in logits_q.numpy()
-    ]
+    everyone = np.zeros(len(codes_s), dtype=np.int64)  # every stored code against query 0
+    weighted = [weighted_hamming(q[None], codes_s, everyone) for q in logits_q.numpy()]
     out = {
         f"own ({type(own).__name__})": (own.bits, hamming(pack_codes(logits_q > 0), codes_s)),
         f"own ({type(own).__name__}), query-weighted": (own.bits, np.stack(weighted)),

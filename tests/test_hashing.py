@@ -86,6 +86,9 @@ def test_weighted_hamming_counts_each_differing_bit_by_the_query_s_certainty() -
     one_query = np.repeat(logits, 3, axis=0)
     # the codes differ from its signs on bit 7; on bits 0-6; on bits 4-6
     assert weighted_hamming(one_query, stored) == pytest.approx([2 / 1.5, 10 / 1.5, 3 / 1.5])
+    # the same query named by row instead of repeated: the same distances
+    rows = np.zeros(3, dtype=np.int64)
+    assert weighted_hamming(logits, stored, rows) == pytest.approx([2 / 1.5, 10 / 1.5, 3 / 1.5])
     codes = pack_codes(torch.from_numpy(one_query > 0))
     assert weighted_hamming(one_query, codes).tolist() == [0, 0, 0]  # its own code
 

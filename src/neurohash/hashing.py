@@ -275,14 +275,21 @@ def pack_codes(codes: torch.Tensor) -> np.ndarray:
     return np.packbits(codes.cpu().numpy().astype(np.uint8), axis=1)
 
 
-def weighted_hamming(logits: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """(P,) query-weighted Hamming distances of (P, bits) query logits to (P, bits / 8) packed
-    codes, row by row: a bit where the code differs from the query's sign counts |logit| / mean
-    |logit| of the query's bits, not 1. The query is not reduced to its signs (an asymmetric
-    distance), so bits it is unsure of count less; equal weights give the Hamming distance."""
+def weighted_hamming(
+    logits: np.ndarray, codes: np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """(P,) query-weighted Hamming distances of (P, bits / 8) packed codes to the queries of
+    (Q, bits) ``logits``: code p against query ``rows[p]`` (default: query p). A bit where the
+    code differs from the query's sign counts |logit| / mean |logit| of the query's bits, not 1.
+    The query is not reduced to its signs (an asymmetric distance), so bits it is unsure of
+    count less; equal weights give the Hamming distance. Weights are worked out once per query,
+    not once per code it meets."""
     weight = np.abs(logits).astype(np.float32)
     weight /= np.maximum(weight.mean(axis=1, keepdims=True), 1e-12)
-    differ = np.unpackbits(codes, axis=1).astype(bool) != (logits > 0)
+    signs = logits > 0
+    if rows is not None:
+        weight, signs = weight[rows], signs[rows]
+    differ = np.unpackbits(codes, axis=1).astype(bool) != signs
     return (weight * differ).sum(axis=1)
 
 

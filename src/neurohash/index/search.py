@@ -275,7 +275,7 @@ class Refiner:
         estimates = np.empty(len(rows), dtype=np.float64)
         for a in range(0, len(rows), PAIR_CHUNK):
             row, posting = rows[a : a + PAIR_CHUNK], postings[a : a + PAIR_CHUNK]
-            estimates[a : a + len(row)] = weighted_hamming(self.logits[row], db.codes(posting))
+            estimates[a : a + len(row)] = weighted_hamming(self.logits, db.codes(posting), row)
         scale = db.edits_per_bit
         return estimates * scale if scale is not None else estimates
 
