@@ -18,6 +18,12 @@ every sequence.
   listwise distillation of the model's own float distances over the whole batch (a softmax over
   each row, sharp enough to care about the nearest few) into the relaxed Hamming distances. The
   distance fit of ``LearnedHash`` stays, lighter, so Hamming distances still convert to edits.
+- ``NeighbourHash``: the learned head distilled from the model's own neighbour lists over a bank
+  of training embeddings (up to 30,000), not over one batch: a batch of a few dozen sequences
+  holds almost none of a sequence's nearest relatives among thousands, which are what a search
+  must tell apart. Each step draws anchors from the bank with their nearest relatives (by the
+  model's float distance) and random others, and fits the softmax of the relaxed Hamming
+  distances (with a learned spread) to the softmax of the model's distances, row by row.
 - ``ItqHash``: iterative quantisation (Gong & Lazebnik): the centred embedding is projected on
   its principal axes (a seeded randomised PCA for embeddings wider than 2,048 dimensions, such as
   k-mer profiles; a seeded random expansion when there are more bits than dimensions) and
@@ -32,6 +38,7 @@ Codes are bool tensors (B, bits); ``pack_codes`` turns them into bytes for stora
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -45,6 +52,7 @@ class HashCoder(nn.Module):
     embeddings."""
 
     needs_teacher = False
+    needs_bank = False
 
     def __init__(self, embedding_dim: int, bits: int) -> None:
         super().__init__()
@@ -180,13 +188,99 @@ class RankHash(LearnedHash):
         return (weight * torch.nan_to_num(hinge)).sum() / weight.sum().clamp(min=1e-12)
 
     def distillation(self, hamming: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        """KL divergence, per row, from softmax(-teacher / tau) to softmax(-hamming / tau),
-        the diagonal left out."""
-        eye = torch.eye(len(hamming), dtype=torch.bool, device=hamming.device)
-        target = torch.softmax((-teacher / self.tau).masked_fill(eye, -math.inf), dim=1)
-        student = torch.log_softmax((-hamming / self.tau).masked_fill(eye, -math.inf), dim=1)
-        kl = target * (torch.log(target.clamp(min=1e-12)) - student.masked_fill(eye, 0.0))
-        return kl.sum(1).mean()
+        return listwise_distillation(hamming, teacher, self.tau)
+
+
+def listwise_distillation(student: torch.Tensor, teacher: torch.Tensor, tau: float) -> torch.Tensor:
+    """KL divergence, per row of (N, N) distances, from softmax(-teacher / tau) to
+    softmax(-student / tau), the diagonal left out."""
+    eye = torch.eye(len(student), dtype=torch.bool, device=student.device)
+    target = torch.softmax((-teacher / tau).masked_fill(eye, -math.inf), dim=1)
+    log_student = torch.log_softmax((-student / tau).masked_fill(eye, -math.inf), dim=1)
+    kl = target * (torch.log(target.clamp(min=1e-12)) - log_student.masked_fill(eye, 0.0))
+    return kl.sum(1).mean()
+
+
+Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class NeighbourHash(LearnedHash):
+    """A hash head distilled from the model's neighbour lists over a bank of training embeddings
+    (see the module docstring). The module fills the bank (``fill_bank``) with up to ``bank``
+    training embeddings and the model's distance; each step then draws ``anchors`` sequences,
+    ``per_anchor`` - 1 of each one's ``neighbours`` nearest, and ``others`` at random. ``tau``
+    (in ED / L, the teacher's units) sets how sharply the teacher's softmax favours the nearest;
+    the student's Hamming fractions are scaled by a learned spread. The light distance fit of
+    ``LearnedHash`` on the batch's pairs stays, so Hamming distances still convert to edits."""
+
+    needs_bank = True
+
+    def __init__(
+        self,
+        embedding_dim: int,
+        bits: int = 128,
+        bank: int = 30_000,
+        neighbours: int = 32,
+        anchors: int = 64,
+        per_anchor: int = 16,
+        others: int = 256,
+        tau: float = 0.02,
+        weight: float = 0.1,
+        quantization: float = 0.1,
+        beta: float = 1.0,
+        balance: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(embedding_dim, bits, weight, quantization, beta, balance, detach=True)
+        self.bank_size, self.neighbours, self.tau = bank, neighbours, tau
+        self.anchors, self.per_anchor, self.others = anchors, per_anchor, others
+        self.log_spread = nn.Parameter(torch.tensor(0.0))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.bank: torch.Tensor | None = None
+        self.lists: torch.Tensor | None = None
+        self.distance: Distance | None = None
+
+    @torch.no_grad()
+    def fill_bank(self, emb: torch.Tensor, distance: Distance, block: int = 1024) -> None:
+        """Keep (N, D) embeddings and, for each, its ``neighbours`` nearest others by
+        ``distance`` (the model's, on embeddings as the coder sees them)."""
+        count = min(self.neighbours, len(emb) - 1)
+        lists = []
+        for start in range(0, len(emb), block):
+            d = distance(emb[start : start + block], emb)
+            rows = torch.arange(len(d), device=d.device)
+            d[rows, rows + start] = math.inf  # a sequence is not its own neighbour
+            lists.append(torch.topk(d, count, dim=1, largest=False).indices.cpu())
+        self.bank, self.lists, self.distance = emb, torch.cat(lists), distance
+
+    def draw(self) -> torch.Tensor:
+        """Bank rows of one step: anchors, some of their nearest, random others (seeded)."""
+        n, g = len(self.bank), self.generator
+        anchors = torch.randint(n, (self.anchors,), generator=g)
+        columns = torch.randperm(self.lists.shape[1], generator=g)[: self.per_anchor - 1]
+        others = torch.randint(n, (self.others,), generator=g)
+        return torch.unique(torch.cat([anchors, self.lists[anchors][:, columns].ravel(), others]))
+
+    def neighbourhood_loss(self) -> torch.Tensor:
+        emb = self.bank[self.draw().to(self.bank.device)]
+        with torch.no_grad():
+            teacher = self.distance(emb, emb).float()
+        relaxed = self.relaxed(emb)
+        fraction = (1 - relaxed @ relaxed.T / self.bits) / 2
+        student = self.log_spread.exp() * fraction
+        return listwise_distillation(student, teacher, self.tau) + self.regularisers(relaxed)
+
+    def loss(
+        self,
+        emb: torch.Tensor,
+        pairs: torch.Tensor,
+        true: torch.Tensor,
+        teacher: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        total = super().loss(emb, pairs, true)
+        if self.bank is not None:
+            total = total + self.neighbourhood_loss()
+        return total
 
 
 class ItqHash(HashCoder):

@@ -107,6 +107,21 @@ class DistanceEmbeddingModule(L.LightningModule):
         with torch.no_grad():
             return self.geometry.pairwise(emb, emb).float()
 
+    def on_train_epoch_start(self) -> None:
+        """Coders that learn from the model's neighbour lists (``NeighbourHash``) get a bank of
+        training embeddings: a seeded sample of the training sequences, embedded once for an
+        encoder with nothing to train and again at every epoch for one that trains."""
+        coder = self.hashing
+        if not coder.needs_bank or (coder.bank is not None and not self.trainable_encoder):
+            return
+        seqs = self.trainer.datamodule.seqs["train"]
+        rng = np.random.default_rng(self.trainer.datamodule.seed)
+        pick = np.sort(rng.permutation(len(seqs))[: coder.bank_size])
+        emb = embed_sequences(self, [seqs[i] for i in pick], self.normaliser)
+        projected = self.geometry.project(emb.to(self.device))
+        distance = lambda u, v: self.geometry.scale * self.geometry.raw_matrix(u, v)  # noqa: E731
+        coder.fill_bank(projected, distance)
+
     # evaluation: embed each sequence once, then compare full matrices
     def _collect(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         self._eval.setdefault(stage, []).append(self(batch["tokens"]).float().cpu())
