@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from report import ROOT, begin, publish, save_figure, subplots, table
 from search import (
     minhash_signatures,
@@ -45,6 +44,7 @@ from search import (
     read_hits,
     recall,
     shell,
+    training_sequences,
     write_fasta,
 )
 
@@ -62,16 +62,6 @@ TARGETS = {"hamming_recall10": 0.5, "rerank100_recall10": 0.95, "codes_postings_
 
 
 # data -------------------------------------------------------------------------------------------
-
-
-def training_sequences(ckpt: Path, cleaning: Cleaning) -> set[str]:
-    """Every sequence of the run's data sample (train, validation and test)."""
-    config = ckpt.resolve().parents[1] / "config.yaml"
-    if not config.is_file():
-        sys.exit(f"{config}: missing; queries must be held out of the model's training sample")
-    data = OmegaConf.load(config).data
-    records, _ = load_records(data.path, cleaning, data.max_seqs, int(data.seed))
-    return {rec.seq for rec in records}
 
 
 def split(args: argparse.Namespace, cleaning: Cleaning, seen: set[str]) -> tuple[list, list]:

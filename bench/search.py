@@ -38,9 +38,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from report import ROOT, begin, provenance, table
 
 from neurohash.checkpoint import load_module, stored_cleaning
+from neurohash.data.cleaning import Cleaning
 from neurohash.data.edit_distance import distance_matrix, paired_distances
 from neurohash.data.fasta import SequenceRecord
 from neurohash.data.kmers import kmer_profiles
@@ -63,6 +65,16 @@ def split_sample(args: argparse.Namespace, module: Any) -> tuple[list[Any], list
     queries = [records[i] for i in order[: args.queries]]
     stored = [records[i] for i in order[args.queries :]]
     return stored, queries, max_len
+
+
+def training_sequences(ckpt: Path, cleaning: Cleaning) -> set[str]:
+    """Every sequence of the run's data sample (train, validation and test)."""
+    config = ckpt.resolve().parents[1] / "config.yaml"
+    if not config.is_file():
+        sys.exit(f"{config}: missing; queries must be held out of the model's training sample")
+    data = OmegaConf.load(config).data
+    records, _ = load_records(data.path, cleaning, data.max_seqs, int(data.seed))
+    return {rec.seq for rec in records}
 
 
 def write_fasta(path: Path, records: list[SequenceRecord]) -> Path:

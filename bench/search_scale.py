@@ -6,9 +6,9 @@
         [--reuse-build]
 
 Collections are made from real sequences: the study 550 V4 reads (~150 bp, ../shared/data),
-cleaned as the model's training data; ``--queries`` of them are held out as queries, a seeded
-sample of the rest is stored. A size larger than the real reads is filled with *synthetic
-variants* of them: ``neurohash.data.mutation.mutate`` at the training data's rates (2%
+cleaned as the model's training data; ``--queries`` of them, outside the model's training
+sample, are held out as queries, a seeded sample of the rest is stored. A size larger than the
+real reads is filled with *synthetic variants* of them: ``neurohash.data.mutation.mutate`` at the training data's rates (2%
 substitutions, 0.5% insertions, 0.5% deletions per base, ``--mutation``), each variant a stored
 region of its own. Short reads keep exact scans affordable, so every recall is against the exact
 edit-distance top-k over the whole collection.
@@ -48,6 +48,7 @@ from search import (
     recall,
     run_commands,
     timed,
+    training_sequences,
     write_fasta,
 )
 
@@ -217,10 +218,11 @@ STAT_KEYS = ("sequences", "regions", "unique_codes", "bytes_per_region", "bytes_
 def run(args: argparse.Namespace) -> dict[str, Any]:
     args.ckpt = str(args.ckpt or ensure_model(Path(args.workdir).resolve()))
     module = load_module(args.ckpt)
-    _, args.max_len = stored_cleaning(module, args.ckpt)
+    cleaning, args.max_len = stored_cleaning(module, args.ckpt)
     reads = real_reads(args.ckpt, args.reads, args.seed)
+    seen = training_sequences(Path(args.ckpt), cleaning)
     order = np.random.default_rng(args.seed + 1).permutation(len(reads))
-    held = set(order[: args.queries].tolist())
+    held = set([int(i) for i in order if reads[i].seq not in seen][: args.queries])
     query_recs = [reads[i] for i in sorted(held)]
     pool = [rec for i, rec in enumerate(reads) if i not in held]
     report: dict[str, Any] = {
