@@ -57,7 +57,7 @@ def test_every_model_trains_the_ranking_codes_jointly_without_nan(
         assert math.isfinite(metrics[f"test/{key}"]), (key, metrics)
 
 
-@pytest.mark.parametrize("hashing", ["rank", "itq", "learned"])
+@pytest.mark.parametrize("hashing", ["rank", "neighbours", "itq", "learned"])
 def test_retrieval_coders_are_saved_fitted_and_reload(
     v4_small: Path, tmp_path: Path, hashing: str, one_thread: None
 ) -> None:
@@ -70,6 +70,7 @@ def test_retrieval_coders_are_saved_fitted_and_reload(
     train(cfg)
     module = load_module(tmp_path / "checkpoints" / "last.ckpt")
     names = {"itq": "ItqHash", "rank": "RankHash", "learned": "LearnedHash"}
+    names["neighbours"] = "NeighbourHash"
     assert type(module.hashing).__name__ == names[hashing]
     fresh = build_training_module(cfg)
     emb = torch.randn(16, module.encoder.embedding_dim)
@@ -80,8 +81,9 @@ def test_retrieval_coders_are_saved_fitted_and_reload(
 def test_codes_kmer_experiment_keeps_the_epoch_of_best_candidate_recall(
     v4_small: Path, tmp_path: Path, one_thread: None
 ) -> None:
-    """experiment=codes_kmer: positional 5-mer profiles under the ranking head, checkpoints kept by
-    validation candidate recall (the head leaves %RMSE unchanged)."""
+    """experiment=codes_kmer: positional 5-mer profiles under the head distilled from their
+    neighbour lists, checkpoints kept by validation candidate recall (the head leaves %RMSE
+    unchanged)."""
     overrides = ["experiment=codes_kmer", "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
     cfg = compose_train(tmp_path, *small_v4(v4_small, tmp_path, *overrides))
     assert cfg.callbacks.model_checkpoint.monitor == "val/hash_recall10_at10"
@@ -89,7 +91,8 @@ def test_codes_kmer_experiment_keeps_the_epoch_of_best_candidate_recall(
     metrics = train(cfg)
     assert 0 <= metrics["test/hash_recall10_at10"] <= 1
     module = load_module(tmp_path / "checkpoints" / "last.ckpt")
-    assert type(module.hashing).__name__ == "RankHash" and module.encoder.embedding_dim == 8 * 4**5
+    assert type(module.hashing).__name__ == "NeighbourHash"
+    assert module.encoder.embedding_dim == 8 * 4**5
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp", "cnn", "gru", "transformer"])
