@@ -8,10 +8,10 @@
 Collections are made from real sequences: the study 550 V4 reads (~150 bp, ../shared/data),
 cleaned as the model's training data; ``--queries`` of them, outside the model's training
 sample, are held out as queries, a seeded sample of the rest is stored. A size larger than the
-real reads is filled with *synthetic variants* of them: ``neurohash.data.mutation.mutate`` at the training data's rates (2%
-substitutions, 0.5% insertions, 0.5% deletions per base, ``--mutation``), each variant a stored
-region of its own. Short reads keep exact scans affordable, so every recall is against the exact
-edit-distance top-k over the whole collection.
+real reads is filled with *synthetic variants* of them: ``neurohash.data.mutation.mutate`` at
+the training data's rates (2% substitutions, 0.5% insertions, 0.5% deletions per base,
+``--mutation``), each variant a stored region of its own. Short reads keep exact scans
+affordable, so every recall is against the exact edit-distance top-k over the whole collection.
 
 Per size, with the project's own commands and functions (through ``bench/search.py``):
 ``python predict.py`` -> ``neurohash index`` (flat) -> ``neurohash search --rerank``, each timed

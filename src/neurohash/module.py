@@ -118,7 +118,8 @@ class DistanceEmbeddingModule(L.LightningModule):
         rng = np.random.default_rng(self.trainer.datamodule.seed)
         pick = np.sort(rng.permutation(len(seqs))[: coder.bank_size])
         emb = embed_sequences(self, [seqs[i] for i in pick], self.normaliser)
-        projected = self.geometry.project(emb.to(self.device))
+        with torch.no_grad():  # the bank is data: no graph back into the geometry's parameters
+            projected = self.geometry.project(emb.to(self.device))
         distance = lambda u, v: self.geometry.scale * self.geometry.raw_matrix(u, v)  # noqa: E731
         coder.fill_bank(projected, distance)
 
