@@ -86,6 +86,17 @@ def test_inputs_are_computed_in_float32(geometry: Geometry, dtype: torch.dtype) 
     torch.testing.assert_close(d, geometry(u.to(dtype).float(), v.to(dtype).float()))
 
 
+def test_pairwise_of_projected_rows_is_pairwise_of_raw_rows(geometry: Geometry) -> None:
+    """``pairwise_projected`` takes rows ``project`` already mapped (the hash coder's bank) and
+    gives the same matrix as ``pairwise`` on the raw rows, in blocks too."""
+    gen = torch.Generator().manual_seed(0)
+    u, v = torch.randn(7, 5, generator=gen), torch.randn(4, 5, generator=gen)
+    with torch.no_grad():
+        expected = geometry.pairwise(u, v)
+        got = geometry.pairwise_projected(geometry.project(u), geometry.project(v), block=3)
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
 def test_identity_and_symmetry(geometry: Geometry) -> None:
     u, v = random_pair(6, n=32)
     torch.testing.assert_close(geometry(u, v), geometry(v, u))

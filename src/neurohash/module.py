@@ -120,8 +120,7 @@ class DistanceEmbeddingModule(L.LightningModule):
         emb = embed_sequences(self, [seqs[i] for i in pick], self.normaliser)
         with torch.no_grad():  # the bank is data: no graph back into the geometry's parameters
             projected = self.geometry.project(emb.to(self.device))
-        distance = lambda u, v: self.geometry.scale * self.geometry.raw_matrix(u, v)  # noqa: E731
-        coder.fill_bank(projected, distance)
+        coder.fill_bank(projected, self.geometry.pairwise_projected)
 
     # evaluation: embed each sequence once, then compare full matrices
     def _collect(self, stage: str, batch: dict[str, torch.Tensor]) -> None:

@@ -7,6 +7,7 @@ gives the (N, M) matrix for evaluation; it is computed in float32 even under aut
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -48,10 +49,26 @@ class Geometry(nn.Module):
 
     def pairwise(self, u: torch.Tensor, v: torch.Tensor, block: int = 1024) -> torch.Tensor:
         """(N, M) distances between rows of u and rows of v, in float32 and in row blocks."""
+        return self._pairwise(u, v, block, self.project)
+
+    def pairwise_projected(
+        self, u: torch.Tensor, v: torch.Tensor, block: int = 1024
+    ) -> torch.Tensor:
+        """``pairwise`` of rows already mapped into the space by ``project``, which is not
+        idempotent on manifolds, so they are not projected again."""
+        return self._pairwise(u, v, block, lambda x: x)
+
+    def _pairwise(
+        self,
+        u: torch.Tensor,
+        v: torch.Tensor,
+        block: int,
+        project: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
         with torch.autocast(u.device.type, enabled=False):
-            v = self.project(v.float())
+            v = project(v.float())
             rows = [
-                self.scale * self.raw_matrix(self.project(u[i : i + block].float()), v)
+                self.scale * self.raw_matrix(project(u[i : i + block].float()), v)
                 for i in range(0, len(u), block)
             ]
         return torch.cat(rows) if rows else u.new_zeros((0, len(v)), dtype=torch.float32)
