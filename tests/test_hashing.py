@@ -166,6 +166,27 @@ def test_neighbour_bank_lists_each_point_s_nearest_others() -> None:
     assert not (coder.lists == torch.arange(10)[:, None]).any()
 
 
+def test_exact_lists_hand_the_model_s_list_distances_out_in_exact_order() -> None:
+    """Point 4 on a line lists 3 and 5 (model distance 1 each) then 2 and 6 (2 each); if
+    alignment says 6 is nearest, then 3, 5 and 2, the teacher sees 6 at 1 and 2 at 2, and the
+    rest of the drawn matrix stays the model's. Without ``exact_lists`` the teacher is the
+    model's distance alone."""
+    emb = torch.arange(10.0)[:, None]
+    coder = NeighbourHash(1, 8, neighbours=4, exact_lists=True)
+    coder.fill_bank(emb, euclidean)
+    exact = {3: 2, 5: 3, 2: 4, 6: 1}
+    order = np.array([[exact.get(j, 9) for j in row] for row in coder.lists.tolist()])
+    coder.order_lists(order)
+    rows = torch.tensor([0, 2, 3, 4, 5, 6, 9])
+    teacher = coder.teacher(rows, emb[rows])
+    at = {int(r): i for i, r in enumerate(rows)}
+    assert teacher[at[4], at[6]] == 1 and teacher[at[4], at[2]] == 2
+    assert teacher[at[4], at[3]] == 1 and teacher[at[4], at[5]] == 2
+    assert teacher[at[4], at[9]] == 5 and teacher[at[0], at[9]] == 9
+    coder.exact_lists = False
+    assert torch.equal(coder.teacher(rows, emb[rows]), euclidean(emb[rows], emb[rows]))
+
+
 def test_neighbour_draws_hold_each_anchor_s_relatives_and_repeat_per_seed() -> None:
     emb = torch.arange(100.0)[:, None]
     coders = [NeighbourHash(1, 8, neighbours=4, anchors=3, per_anchor=5, others=2, seed=7)]

@@ -23,7 +23,10 @@ every sequence.
   holds almost none of a sequence's nearest relatives among thousands, which are what a search
   must tell apart. Each step draws anchors from the bank with their nearest relatives (by the
   model's float distance) and random others, and fits the softmax of the relaxed Hamming
-  distances (with a learned spread) to the softmax of the model's distances, row by row.
+  distances (with a learned spread) to the softmax of the model's distances, row by row. With
+  ``exact_lists`` each bank sequence's list is put in the order of exact edit distance (the
+  model's distances handed out in that order, so the scale stays the model's): the model's float
+  order of the nearest few is often wrong, and the codes would learn its mistakes.
 - ``ItqHash``: iterative quantisation (Gong & Lazebnik): the centred embedding is projected on
   its principal axes (a seeded randomised PCA for embeddings wider than 2,048 dimensions, such as
   k-mer profiles; a seeded random expansion when there are more bits than dimensions) and
@@ -211,7 +214,8 @@ class NeighbourHash(LearnedHash):
     ``per_anchor`` - 1 of each one's ``neighbours`` nearest, and ``others`` at random. ``tau``
     (in ED / L, the teacher's units) sets how sharply the teacher's softmax favours the nearest;
     the student's Hamming fractions are scaled by a learned spread. The light distance fit of
-    ``LearnedHash`` on the batch's pairs stays, so Hamming distances still convert to edits."""
+    ``LearnedHash`` on the batch's pairs stays, so Hamming distances still convert to edits.
+    ``exact_lists`` asks the module for each list's exact edit distances (``order_lists``)."""
 
     needs_bank = True
 
@@ -230,14 +234,17 @@ class NeighbourHash(LearnedHash):
         beta: float = 1.0,
         balance: float = 0.1,
         seed: int = 0,
+        exact_lists: bool = False,
     ) -> None:
         super().__init__(embedding_dim, bits, weight, quantization, beta, balance, detach=True)
         self.bank_size, self.neighbours, self.tau = bank, neighbours, tau
+        self.exact_lists = exact_lists
         self.anchors, self.per_anchor, self.others = anchors, per_anchor, others
         self.log_spread = nn.Parameter(torch.tensor(0.0))
         self.generator = torch.Generator().manual_seed(seed)
         self.bank: torch.Tensor | None = None
         self.lists: torch.Tensor | None = None
+        self.listed: torch.Tensor | None = None  # teacher distances of (row, its list)
         self.distance: Distance | None = None
 
     @torch.no_grad()
@@ -245,13 +252,40 @@ class NeighbourHash(LearnedHash):
         """Keep (N, D) embeddings and, for each, its ``neighbours`` nearest others by
         ``distance`` (the model's, on embeddings as the coder sees them)."""
         count = min(self.neighbours, len(emb) - 1)
-        lists = []
+        lists, listed = [], []
         for start in range(0, len(emb), block):
             d = distance(emb[start : start + block], emb)
             rows = torch.arange(len(d), device=d.device)
             d[rows, rows + start] = math.inf  # a sequence is not its own neighbour
-            lists.append(torch.topk(d, count, dim=1, largest=False).indices.cpu())
-        self.bank, self.lists, self.distance = emb, torch.cat(lists), distance
+            nearest = torch.topk(d, count, dim=1, largest=False)
+            lists.append(nearest.indices.cpu())
+            listed.append(nearest.values.float().cpu())
+        self.bank, self.distance = emb, distance
+        self.lists, self.listed = torch.cat(lists), torch.cat(listed)
+
+    def order_lists(self, exact: np.ndarray) -> None:
+        """Reorder the teacher's view of each list by ``exact`` (N, neighbours) edit distances of
+        each bank row to its listed neighbours: the list's model distances, ascending, are
+        handed out in exact order (ties keep the model's order), so the teacher ranks a
+        sequence's nearest as alignment does at the model's scale."""
+        exact = torch.as_tensor(exact, dtype=torch.float64)
+        order = torch.argsort(exact, dim=1, stable=True)
+        self.listed = torch.empty_like(self.listed).scatter_(1, order, self.listed)
+
+    def teacher(self, rows: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The model's distances among the drawn rows; each row's listed neighbours at their
+        exactly reordered) list distances under ``exact_lists``."""
+        teacher = self.distance(emb, emb).float()
+        if not self.exact_lists:
+            return teacher
+        lists = self.lists[rows]
+        at = torch.searchsorted(rows, lists).clamp(max=len(rows) - 1)
+        drawn = rows[at] == lists
+        anchor = torch.arange(len(rows)).unsqueeze(1).expand_as(lists)
+        device = teacher.device
+        listed = self.listed[rows][drawn].to(device)
+        teacher[anchor[drawn].to(device), at[drawn].to(device)] = listed
+        return teacher
 
     def draw(self) -> torch.Tensor:
         """Bank rows of one step: anchors, some of their nearest, random others (seeded)."""
@@ -262,9 +296,10 @@ class NeighbourHash(LearnedHash):
         return torch.unique(torch.cat([anchors, self.lists[anchors][:, columns].ravel(), others]))
 
     def neighbourhood_loss(self) -> torch.Tensor:
-        emb = self.bank[self.draw().to(self.bank.device)]
+        rows = self.draw()
+        emb = self.bank[rows.to(self.bank.device)]
         with torch.no_grad():
-            teacher = self.distance(emb, emb).float()
+            teacher = self.teacher(rows, emb)
         relaxed = self.relaxed(emb)
         fraction = (1 - relaxed @ relaxed.T / self.bits) / 2
         student = self.log_spread.exp() * fraction

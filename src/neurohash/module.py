@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurohash.data.edit_distance import paired_distances
 from neurohash.data.tokens import encode
 from neurohash.hashing import HashCoder, SignHash, pack_codes
 from neurohash.metrics import distance_metrics, hamming_metrics
@@ -117,10 +118,16 @@ class DistanceEmbeddingModule(L.LightningModule):
         seqs = self.trainer.datamodule.seqs["train"]
         rng = np.random.default_rng(self.trainer.datamodule.seed)
         pick = np.sort(rng.permutation(len(seqs))[: coder.bank_size])
-        emb = embed_sequences(self, [seqs[i] for i in pick], self.normaliser)
+        chosen = [seqs[i] for i in pick]
+        emb = embed_sequences(self, chosen, self.normaliser)
         with torch.no_grad():  # the bank is data: no graph back into the geometry's parameters
             projected = self.geometry.project(emb.to(self.device))
         coder.fill_bank(projected, self.geometry.pairwise_projected)
+        if coder.exact_lists:
+            lists = coder.lists.numpy()
+            anchors = [chosen[i] for i in np.repeat(np.arange(len(chosen)), lists.shape[1])]
+            listed = [chosen[j] for j in lists.ravel()]
+            coder.order_lists(paired_distances(anchors, listed).reshape(lists.shape))
 
     # evaluation: embed each sequence once, then compare full matrices
     def _collect(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
