@@ -277,9 +277,8 @@ def markdown(report: dict[str, Any]) -> str:
         "cosine; top-100 + re-rank >= 0.95.",
         "",
         table(["method", "bits", "C = 10", "C = 100", "C = 1000"], rows),
-        "",
-        "![candidate recall against C](benchmarks/codes.png)",
     ]
+    lines += [f"\n![candidate recall against C](benchmarks/{p})" for p in report.get("plots", [])]
     if report["cli"]:
         lines += [
             "",

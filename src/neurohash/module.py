@@ -111,7 +111,8 @@ class DistanceEmbeddingModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         """Coders that learn from the model's neighbour lists (``NeighbourHash``) get a bank of
         training embeddings: a seeded sample of the training sequences, embedded once for an
-        encoder with nothing to train and again at every epoch for one that trains."""
+        encoder with nothing to train and again at every epoch for one that trains. Under
+        ``exact_lists`` each one's neighbour list is aligned to it (exact edit distances)."""
         coder = self.hashing
         if not coder.needs_bank or (coder.bank is not None and not self.trainable_encoder):
             return
