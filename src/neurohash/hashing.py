@@ -273,8 +273,9 @@ class NeighbourHash(LearnedHash):
         self.listed = torch.empty_like(self.listed).scatter_(1, order, self.listed)
 
     def teacher(self, rows: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        """The model's distances among the drawn rows; under ``exact_lists`` each row's listed
-        neighbours take their list distances in exact order (``order_lists``)."""
+        """The model's distances among the drawn bank ``rows`` (sorted, as ``draw`` returns
+        them); under ``exact_lists`` each row's listed neighbours take their list distances in
+        exact order (``order_lists``)."""
         teacher = self.distance(emb, emb).float()
         if not self.exact_lists:
             return teacher
