@@ -250,7 +250,7 @@ def pending(reports: list[dict[str, Any]]) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3,000 reads, 10 queries")
+    parser.add_argument("--quick", action="store_true", help="3,000 reads, 10 queries, one size")
     parser.add_argument("--ckpt", help="a V4 checkpoint (default: train the bench model)")
     parser.add_argument("--regions", type=int, default=3_000_000, help="stored reads")
     parser.add_argument("--segment-regions", type=int, default=500_000)
@@ -264,7 +264,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "store_scale.json"))
     args = parser.parse_args(argv)
     if args.quick:
-        args.regions, args.queries, args.segment_regions, args.sizes = 3_000, 10, 1_000, [1_500]
+        args.regions, args.queries, args.segment_regions, args.sizes = 3_000, 10, 1_000, []
     return args
 
 
