@@ -127,8 +127,8 @@ class DistanceEmbeddingModule(L.LightningModule):
         if coder.exact_lists:
             lists = coder.lists.numpy()
             anchors = [chosen[i] for i in np.repeat(np.arange(len(chosen)), lists.shape[1])]
-            listed = [chosen[j] for j in lists.ravel()]
-            coder.order_lists(paired_distances(anchors, listed).reshape(lists.shape))
+            neighbour_seqs = [chosen[j] for j in lists.ravel()]
+            coder.order_lists(paired_distances(anchors, neighbour_seqs).reshape(lists.shape))
 
     # evaluation: embed each sequence once, then compare full matrices
     def _collect(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
