@@ -305,7 +305,39 @@ def markdown(report: dict[str, Any]) -> str:
                 ],
             ),
         ]
-    return "\n".join(lines)
+    return "\n".join(lines + verdicts(report))
+
+
+def verdicts(report: dict[str, Any]) -> list[str]:
+    """Each model's figures against TARGETS, to four places: a rounded 0.950 can miss 0.95."""
+    cosine = report["curves"].get("5-mer cosine", {}).get("recall", {}).get("10")
+    lines = []
+    for name, curve in report["curves"].items():
+        if ": own (" not in name or not name.endswith(")"):
+            continue  # a model's own codes by plain Hamming distance
+        hamming = curve["recall"]["10"]
+        said = [f"Hamming alone {hamming:.4f} (>= {TARGETS['hamming_recall10']}: "]
+        said[0] += met(hamming >= TARGETS["hamming_recall10"])
+        if cosine is not None:
+            said[0] += f"; above 5-mer cosine's {cosine:.4f}: {met(hamming > cosine)}"
+        said[0] += ")"
+        cli = report["cli"].get(curve["model"])
+        if cli:
+            recall, size = cli["recall@10"], cli["bytes_codes_postings_per_region"]
+            said.append(
+                f"the user's commands {recall:.4f} (>= {TARGETS['rerank100_recall10']}: "
+                f"{met(recall >= TARGETS['rerank100_recall10'])})"
+            )
+            said.append(
+                f"{size:.1f} B/region (<= {TARGETS['codes_postings_bytes']:.0f}: "
+                f"{met(size <= TARGETS['codes_postings_bytes'])})"
+            )
+        lines.append(f"- {curve['model']}: " + "; ".join(said))
+    return ["", "Targets:", "", *lines] if lines else []
+
+
+def met(holds: bool) -> str:
+    return "met" if holds else "**not met**"
 
 
 def plot(report: dict[str, Any], path: Path) -> Path:
