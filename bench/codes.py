@@ -316,24 +316,23 @@ def verdicts(report: dict[str, Any]) -> list[str]:
         if ": own (" not in name or not name.endswith(")"):
             continue  # a model's own codes by plain Hamming distance
         hamming = curve["recall"]["10"]
-        said = [f"Hamming alone {hamming:.4f} (>= {TARGETS['hamming_recall10']}: "]
-        said[0] += met(hamming >= TARGETS["hamming_recall10"])
+        said = f"Hamming alone {hamming:.4f} ({check(hamming, '>=', 'hamming_recall10')}"
         if cosine is not None:
-            said[0] += f"; above 5-mer cosine's {cosine:.4f}: {met(hamming > cosine)}"
-        said[0] += ")"
-        cli = report["cli"].get(curve["model"])
-        if cli:
+            said += f"; above 5-mer cosine's {cosine:.4f}: {met(hamming > cosine)}"
+        said += ")"
+        if cli := report["cli"].get(curve["model"]):
             recall, size = cli["recall@10"], cli["bytes_codes_postings_per_region"]
-            said.append(
-                f"the user's commands {recall:.4f} (>= {TARGETS['rerank100_recall10']}: "
-                f"{met(recall >= TARGETS['rerank100_recall10'])})"
+            said += (
+                f"; the user's commands {recall:.4f} ({check(recall, '>=', 'rerank100_recall10')})"
             )
-            said.append(
-                f"{size:.1f} B/region (<= {TARGETS['codes_postings_bytes']:.0f}: "
-                f"{met(size <= TARGETS['codes_postings_bytes'])})"
-            )
-        lines.append(f"- {curve['model']}: " + "; ".join(said))
+            said += f"; {size:.1f} B/region ({check(size, '<=', 'codes_postings_bytes')})"
+        lines.append(f"- {curve['model']}: {said}")
     return ["", "Targets:", "", *lines] if lines else []
+
+
+def check(value: float, relation: str, target: str) -> str:
+    holds = value >= TARGETS[target] if relation == ">=" else value <= TARGETS[target]
+    return f"{relation} {TARGETS[target]:g}: {met(holds)}"
 
 
 def met(holds: bool) -> str:
