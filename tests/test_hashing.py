@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from neurohash.hashing import (
     HashCoder,
@@ -200,15 +201,20 @@ def test_neighbour_draws_hold_each_anchor_s_relatives_and_repeat_per_seed() -> N
     assert runs >= 4  # an anchor's four nearest on a line sit next to it
 
 
-def test_neighbour_hash_learns_the_teacher_s_nearest() -> None:
+@pytest.mark.parametrize("hidden", [0, 64])
+def test_neighbour_hash_learns_the_teacher_s_nearest(hidden: int) -> None:
     """On a bank of overlapping clusters, the trained codes' Hamming nearest of each point is in
-    its own cluster far more often than SimHash's at the same bits. Without a bank the loss is
-    the light distance fit alone, and it stays finite."""
+    its own cluster far more often than SimHash's at the same bits, with a linear head and with
+    a hidden layer. Without a bank the loss is the light distance fit alone, and it stays
+    finite."""
     gen = torch.Generator().manual_seed(0)
     centres = torch.randn(20, 16, generator=gen) * 3
     emb = centres.repeat_interleave(10, 0) + 2 * torch.randn(200, 16, generator=gen)
     torch.manual_seed(0)
-    coder = NeighbourHash(16, 32, neighbours=9, anchors=16, per_anchor=6, others=32, tau=0.5)
+    coder = NeighbourHash(
+        16, 32, neighbours=9, anchors=16, per_anchor=6, others=32, tau=0.5, hidden=hidden
+    )
+    assert isinstance(coder.head, nn.Sequential) == bool(hidden)
     pairs, true = torch.tensor([[0, 1]]), torch.tensor([0.1])
     assert torch.isfinite(coder.loss(emb, pairs, true))
     coder.fill_bank(emb, euclidean)

@@ -85,6 +85,7 @@ def test_codes_kmer_experiment_keeps_the_epoch_of_best_candidate_recall(
     neighbour lists, checkpoints kept by validation candidate recall (the head leaves %RMSE
     unchanged)."""
     overrides = ["experiment=codes_kmer", "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
+    overrides.append("hashing.hidden=16")  # the hidden-layer head trains, saves and loads too
     cfg = compose_train(tmp_path, *small_v4(v4_small, tmp_path, *overrides))
     assert cfg.callbacks.model_checkpoint.monitor == "val/hash_recall10_at10"
     assert cfg.callbacks.model_checkpoint.mode == "max"
@@ -92,6 +93,7 @@ def test_codes_kmer_experiment_keeps_the_epoch_of_best_candidate_recall(
     assert 0 <= metrics["test/hash_recall10_at10"] <= 1
     module = load_module(tmp_path / "checkpoints" / "last.ckpt")
     assert type(module.hashing).__name__ == "NeighbourHash"
+    assert module.hashing.head[0].out_features == 16
     assert module.encoder.embedding_dim == 8 * 4**5
 
 

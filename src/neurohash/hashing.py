@@ -5,13 +5,14 @@ running statistics updated while the model trains): related sequences share a la
 offset that distances ignore but signs do not, and without centring most bits are the same for
 every sequence.
 
-- ``LearnedHash``: a linear hash head trained with the embedding. Codes are relaxed as
-  tanh(beta * head(e)); the relaxed Hamming fraction (1 - <c_i, c_j> / bits) / 2, times a learned
-  scale, is fitted to ED / L by MSE; a quantisation penalty mean((|c| - 1)^2) pulls the relaxed
-  codes to +-1 so that taking signs at inference changes little, and a balance penalty (the
-  squared batch mean of each bit) keeps every bit split about evenly, so no bit is wasted. With
-  ``detach`` (the default) the hash loss trains only the head: trained jointly it pulled the
-  embedding towards codes and cost about 0.8 points of distance %RMSE on Greengenes.
+- ``LearnedHash``: a hash head (linear, or with ``hidden`` units one GELU layer) trained with the
+  embedding. Codes are relaxed as tanh(beta * head(e)); the relaxed Hamming fraction
+  (1 - <c_i, c_j> / bits) / 2, times a learned scale, is fitted to ED / L by MSE; a quantisation
+  penalty mean((|c| - 1)^2) pulls the relaxed codes to +-1 so that taking signs at inference
+  changes little, and a balance penalty (the squared batch mean of each bit) keeps every bit
+  split about evenly, so no bit is wasted. With ``detach`` (the default) the hash loss trains
+  only the head: trained jointly it pulled the embedding towards codes and cost about 0.8 points
+  of distance %RMSE on Greengenes.
 - ``RankHash``: the learned head trained for retrieval, the order of neighbours rather than their
   distances. Two terms, each weighted toward a sequence's nearest: a margin ranking of every
   sequence's supervised partners by exact distance (the batch's triplet and cross pairs), and a
@@ -86,6 +87,14 @@ class HashCoder(nn.Module):
         (ITQ) update themselves here."""
 
 
+def hash_head(embedding_dim: int, bits: int, hidden: int) -> nn.Module:
+    """Linear (``hidden`` = 0), or one hidden GELU layer: a linear map of a wide k-mer profile to
+    128 signs loses much of the neighbour order that one hidden layer keeps."""
+    if not hidden:
+        return nn.Linear(embedding_dim, bits)
+    return nn.Sequential(nn.Linear(embedding_dim, hidden), nn.GELU(), nn.Linear(hidden, bits))
+
+
 class LearnedHash(HashCoder):
     def __init__(
         self,
@@ -96,11 +105,12 @@ class LearnedHash(HashCoder):
         beta: float = 1.0,
         balance: float = 0.1,
         detach: bool = True,
+        hidden: int = 0,
     ) -> None:
         super().__init__(embedding_dim, bits)
         self.weight, self.quantization, self.beta = weight, quantization, beta
         self.balance, self.detach = balance, detach
-        self.head = nn.Linear(embedding_dim, bits)
+        self.head = hash_head(embedding_dim, bits, hidden)
         self.log_scale = nn.Parameter(torch.tensor(0.0))
 
     def logits(self, emb: torch.Tensor) -> torch.Tensor:
@@ -153,8 +163,9 @@ class RankHash(LearnedHash):
         beta: float = 1.0,
         balance: float = 0.1,
         detach: bool = True,
+        hidden: int = 0,
     ) -> None:
-        super().__init__(embedding_dim, bits, weight, quantization, beta, balance, detach)
+        super().__init__(embedding_dim, bits, weight, quantization, beta, balance, detach, hidden)
         self.rank, self.distill, self.tau, self.margin = rank, distill, tau, margin
 
     def loss(
@@ -235,8 +246,11 @@ class NeighbourHash(LearnedHash):
         balance: float = 0.1,
         seed: int = 0,
         exact_lists: bool = False,
+        hidden: int = 0,
     ) -> None:
-        super().__init__(embedding_dim, bits, weight, quantization, beta, balance, detach=True)
+        super().__init__(
+            embedding_dim, bits, weight, quantization, beta, balance, detach=True, hidden=hidden
+        )
         self.bank_size, self.neighbours, self.tau = bank, neighbours, tau
         self.exact_lists = exact_lists
         self.anchors, self.per_anchor, self.others = anchors, per_anchor, others
