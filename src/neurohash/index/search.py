@@ -103,6 +103,7 @@ class Candidates:
     hamming: np.ndarray  # their Hamming distances
     row: np.ndarray  # the query region (row of query_codes) that reached them
     unit: np.ndarray  # what a hit is: the entry's target number, or its posting row
+    start: np.ndarray  # where their regions start in their records (ties between regions)
     best: np.ndarray  # indices into the arrays: best entry per unit, ranked
     estimate: np.ndarray | None = None  # the model's float distance in edits, once refined
 
@@ -129,23 +130,26 @@ def knn_hits(distances: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> CodeHi
     return ids[valid], distances[valid], np.broadcast_to(rows[:, None], ids.shape)[valid]
 
 
-def expand(db: Database, s: int, hits: CodeHits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Code hits in segment ``s`` -> (database posting row, Hamming, query row) for every
-    posting of every hit code."""
+def expand(db: Database, s: int, hits: CodeHits) -> tuple[np.ndarray, ...]:
+    """Code hits in segment ``s`` -> (database posting row, Hamming, query row, region start)
+    for every posting of every hit code."""
     code, ham, row = hits
-    offsets = db.segments[s].offsets
-    starts = offsets[code]
-    counts = offsets[code + 1] - starts
+    segment = db.segments[s]
+    starts = segment.offsets[code]
+    counts = segment.offsets[code + 1] - starts
     owner = np.repeat(np.arange(len(code)), counts)
-    within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return db.posting_base[s] + starts[owner] + within, ham[owner], row[owner]
+    local = starts[owner] + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return db.posting_base[s] + local, ham[owner], row[owner], segment.region_start[local]
 
 
-def rank_units(unit: np.ndarray, posting: np.ndarray, score: np.ndarray) -> np.ndarray:
+def rank_units(
+    unit: np.ndarray, start: np.ndarray, posting: np.ndarray, score: np.ndarray
+) -> np.ndarray:
     """Index of each unit's best entry, best unit first: least score, then lowest unit (target
-    number or posting row), then posting row. Every key is the same however the targets are
-    split into segments, so a segmented database ranks as one segment would."""
-    order = np.lexsort((posting, unit, score))
+    number or posting row), then the region that starts first, then posting row. For targets
+    every key but the last is the same however they are split into segments, so a segmented
+    database ranks as one segment would."""
+    order = np.lexsort((posting, start, unit, score))
     _, first = np.unique(unit[order], return_index=True)
     first.sort()
     return order[first]
@@ -154,9 +158,9 @@ def rank_units(unit: np.ndarray, posting: np.ndarray, score: np.ndarray) -> np.n
 def gather(db: Database, hits: dict[int, CodeHits], by_region: bool) -> Candidates:
     """Candidates of one query from its code hits in each segment."""
     parts = [expand(db, s, h) for s, h in hits.items()]
-    posting, hamming, row = (np.concatenate(x) for x in zip(*parts, strict=True))
+    posting, hamming, row, start = (np.concatenate(x) for x in zip(*parts, strict=True))
     unit = posting if by_region else db.target_of[posting]
-    return Candidates(posting, hamming, row, unit, rank_units(unit, posting, hamming))
+    return Candidates(posting, hamming, row, unit, start, rank_units(unit, start, posting, hamming))
 
 
 def all_candidates(
@@ -290,7 +294,7 @@ def refine(db: Database, found: list[Candidates], refiner: Refiner, keep: int) -
     bounds = np.cumsum([0, *(len(c.posting) for c in found)])
     refined = []
     for cands, a, b in zip(found, bounds[:-1], bounds[1:], strict=True):
-        best = rank_units(cands.unit, cands.posting, estimates[a:b])[:keep]
+        best = rank_units(cands.unit, cands.start, cands.posting, estimates[a:b])[:keep]
         refined.append(dataclasses.replace(cands, best=best, estimate=estimates[a:b]))
     return refined
 
@@ -305,15 +309,16 @@ def rerank_pairs(cands: Candidates, limit: int) -> tuple[np.ndarray, np.ndarray,
     target of thousands of regions (a genome) does not put all of them in the re-rank."""
     (chosen,) = np.nonzero(np.isin(cands.unit, cands.unit[cands.best]))
     score = cands.hamming if cands.estimate is None else cands.estimate
-    keys = (cands.posting[chosen], cands.unit[chosen], score[chosen], cands.row[chosen])
-    chosen = chosen[np.lexsort(keys)]  # by query row, then nearest first
+    keys = (cands.posting, cands.start, cands.unit, score, cands.row)
+    chosen = chosen[np.lexsort([key[chosen] for key in keys])]  # by query row, nearest first
     row = cands.row[chosen]
     starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
     place = np.arange(len(chosen)) - np.repeat(starts, np.diff(np.r_[starts, len(chosen)]))
     chosen = np.union1d(chosen[place < limit], cands.best)
-    columns = (cands.row[chosen], cands.posting[chosen], cands.unit[chosen])
-    pairs = np.unique(np.stack(columns, axis=1), axis=0)  # a posting has one unit: same pairs
-    return pairs[:, 0], pairs[:, 1], pairs[:, 2]
+    columns = (cands.row, cands.start, cands.posting, cands.unit)
+    # a posting has one start and one unit: the same pairs, by query row, then region start
+    pairs = np.unique(np.stack([column[chosen] for column in columns], axis=1), axis=0)
+    return pairs[:, 0], pairs[:, 2], pairs[:, 3]
 
 
 def infix_rows(query_seqs: Sequence[str], alignment: str, window: int | None) -> np.ndarray:

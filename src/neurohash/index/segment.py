@@ -6,7 +6,8 @@ postings, a FAISS binary index, the regions' bases and (optionally) their embedd
       index.faiss         FAISS binary index over the unique codes (FAISS id = code_id); the codes
                           themselves live only here
       postings.parquet    code_id, record, region_start, region_end, [piece, piece_offset]; sorted
-                          by code, so a code's postings are one contiguous slice
+                          by code, so a code's postings are one contiguous slice; codes are
+                          numbered in record order, so every column is delta-encoded small
       records.parquet     seq_id and source of each record (row = the segment's record number),
                           in row groups read only when a hit names one of their records
       sequences.*         the compact sequence store (``neurohash.index.store``)
@@ -206,6 +207,19 @@ def write_parquet(table: pa.Table, path: Path, **options: Any) -> None:
     pq.write_table(table, path, **PARQUET_OPTIONS, **options)
 
 
+def number_in_record_order(
+    codes: np.ndarray, code_id: np.ndarray, record: np.ndarray, start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber the unique ``codes`` by the first region (in record, then start order) that
+    has each. Postings sorted by code are then nearly sorted by record and position too, so
+    their delta-encoded columns take about 1.3 bytes per region instead of 12 (Greengenes)."""
+    _, first = np.unique(code_id[np.lexsort((start, record))], return_index=True)
+    by_first = np.argsort(first, kind="stable")
+    renumbered = np.empty_like(by_first)
+    renumbered[by_first] = np.arange(len(by_first))
+    return codes[by_first], renumbered[code_id]
+
+
 def local_records(rows: pa.Table) -> tuple[np.ndarray, pa.Table]:
     """The segment's record number of every row (records numbered in input order), and the
     records table (seq_id, source)."""
@@ -229,10 +243,10 @@ def build_segment(
     return its description (also written to segment.json, last, so that a segment without it
     is known unfinished)."""
     directory.mkdir(parents=True)
-    codes, code_id = dedupe(rows, code_bytes)
     record, records = local_records(rows)
     start = rows.column("region_start").to_numpy().astype(np.int64)
     end = rows.column("region_end").to_numpy().astype(np.int64)
+    codes, code_id = number_in_record_order(*dedupe(rows, code_bytes), record, start)
     order = np.lexsort((end, start, record, code_id))
     postings: dict[str, np.ndarray] = {
         "code_id": code_id[order],
@@ -243,13 +257,19 @@ def build_segment(
     counts = {"regions": rows.num_rows, "unique_codes": len(codes), "records": records.num_rows}
     if "sequence" in rows.column_names:
         counts.update(write_sequences(rows, record, start, end, order, postings, directory))
-    # int64 on disk (zstd packs these pages ~20% smaller than int32 ones: 11.2 -> 8.9 bytes per
-    # V4 read), int32 once read (``Segment.open``)
     write_parquet(
-        pa.table({k: pa.array(v, pa.int64()) for k, v in postings.items()}),
+        pa.table({k: pa.array(v, pa.int32()) for k, v in postings.items()}),
         directory / POSTINGS_FILE,
+        use_dictionary=False,
+        column_encoding=dict.fromkeys(postings, "DELTA_BINARY_PACKED"),
     )
-    write_parquet(records, directory / RECORDS_FILE, row_group_size=RECORDS_ROW_GROUP)
+    write_parquet(
+        records,
+        directory / RECORDS_FILE,
+        row_group_size=RECORDS_ROW_GROUP,
+        use_dictionary=["source"],
+        column_encoding={"seq_id": "DELTA_LENGTH_BYTE_ARRAY"},
+    )
     if "embedding" in rows.column_names:
         write_embeddings(stored_embeddings(rows, order), directory)
     faiss_index, params = build_index(codes, choose_index(index, len(codes)))
