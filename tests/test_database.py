@@ -142,6 +142,18 @@ def shards(tmp_path: Path) -> Path:
     return write_shards(tmp_path / "shards", synthetic_rows())
 
 
+def test_postings_follow_record_order_and_are_delta_encoded(tmp_path: Path) -> None:
+    rows = synthetic_rows(n=300, n_codes=1_000_000)  # a pool this large: no code is shared
+    build_database(write_shards(tmp_path / "shards", rows), tmp_path / "db")
+    path = tmp_path / "db" / "segments" / "seg-000000" / "postings.parquet"
+    postings = pq.read_table(path)
+    record, start = (postings.column(k).to_numpy() for k in ("record", "region_start"))
+    assert np.all(np.diff(postings.column("code_id").to_numpy()) == 1)
+    assert np.array_equal(np.lexsort((start, record)), np.arange(len(record)))
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    assert all("DELTA_BINARY_PACKED" in meta.column(i).encodings for i in range(meta.num_columns))
+
+
 def test_dedup_keeps_every_region_once_under_its_code(shards: Path, tmp_path: Path) -> None:
     rows = synthetic_rows()
     manifest = build_database(shards, tmp_path / "db", index="flat")
