@@ -341,7 +341,10 @@ def met(holds: bool) -> str:
 
 
 def plot(report: dict[str, Any], path: Path) -> Path:
+    from matplotlib import colormaps
+
     fig, ax = subplots(figsize=(8, 5))
+    ax.set_prop_cycle(color=colormaps["tab20"].colors)  # 10 colours repeat once a run has 3 models
     drawn: list[dict] = []
     for name, c in report["curves"].items():
         if c["recall"] in drawn:  # e.g. SimHash of two runs sharing an encoder (detached heads)
