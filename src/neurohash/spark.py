@@ -434,9 +434,10 @@ def spark_dedupe(
     """``database.Dedupe`` on Spark: unique codes in byte order and the code_id of every row.
 
     Spark reads the shards itself, keeps the records of ``rows`` (one segment's consecutive
-    shards), groups by code and numbers the codes in byte order (the order ``neurohash index``
-    gives them); the code ids come back in shard row order (record, region), and are checked
-    against the verified ``rows`` that the segment is built from.
+    shards), groups by code and numbers the codes in byte order (as ``dedupe_in_memory`` does;
+    ``build_segment`` then renumbers both in record order); the code ids come back in shard row
+    order (record, region), and are checked against the verified ``rows`` that the segment is
+    built from.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
