@@ -3,6 +3,7 @@ the same stored genomes.
 
     python bench/genomes.py [--quick] [--ckpt CKPT] [--reads 100] [--windows 40]
         [--workdir outputs/bench_genomes] [--out docs/benchmarks/genomes.json] [--reuse-shards]
+        [--predict OVERRIDE ...] [--step S]
 
 Peers need Debian's ``minimap2``, ``ncbi-blast+``, ``mmseqs2`` and ``mash``
 (``apt-get install -y minimap2 ncbi-blast+ mmseqs2 mash``); without the ``minimap2`` binary the
@@ -70,7 +71,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from report import ROOT, SHARED_DATA, begin, publish, table
+from report import ROOT, SHARED_DATA, begin, publish, save_figure, subplots, table
 from search import neurohash_command, write_fasta
 
 from neurohash.data.fasta import SequenceRecord, iter_records, reverse_complement
@@ -153,6 +154,11 @@ def fragment(
     raise SystemExit(f"no ACGT-only stretch of {length} bases among {[r.id for r in usable]}")
 
 
+def setting(length: int, divergence: float) -> str:
+    """The group name of task (a)'s reads of one length and divergence."""
+    return f"{length} bp, {divergence:.0%}"
+
+
 def read_queries(stored: dict[str, list[SequenceRecord]], n: int, seed: int) -> list[Query]:
     """Task (a): n mutated reads per length and divergence, every second reverse-complemented."""
     rng = np.random.default_rng(seed)
@@ -172,7 +178,7 @@ def read_queries(stored: dict[str, list[SequenceRecord]], n: int, seed: int) -> 
                         f"a{length}_{round(div * 100)}_{i}",
                         seq,
                         "a",
-                        f"{length} bp, {div:.0%}",
+                        setting(length, div),
                         strand,
                         [(record, start, start + length)],
                     )
@@ -272,7 +278,9 @@ def neurohash_build(args: argparse.Namespace, work: Path, stored_dir: Path) -> d
     }
 
 
-def neurohash_search(work: Path, fasta: Path, out: Path) -> tuple[float, dict[str, list[Hit]]]:
+def neurohash_search(
+    work: Path, fasta: Path, out: Path, step: int | None = None
+) -> tuple[float, dict[str, list[Hit]]]:
     command = [
         neurohash_command(),
         "search",
@@ -282,6 +290,7 @@ def neurohash_search(work: Path, fasta: Path, out: Path) -> tuple[float, dict[st
         str(K),
         "--rerank",
         "--by-region",  # hits are places, as the peers' alignments are
+        *(["--step", str(step)] if step else []),
     ]
     seconds = run(*command, "-o", str(out))
     return seconds, parse_neurohash(out)
@@ -739,7 +748,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     found_by: dict[str, dict[str, dict[str, list[Hit]]]] = {}
-    searches = {"neurohash": neurohash_search} | {n: PEERS[n][2] for n in tools if n in PEERS}
+    searches = {"neurohash": functools.partial(neurohash_search, step=args.step)} | {
+        n: PEERS[n][2] for n in tools if n in PEERS
+    }
     if args.quick and "MMseqs2" in searches:
         searches["MMseqs2"] = functools.partial(mmseqs_search, kmer=QUICK_MMSEQS_K)
         tools["MMseqs2"]["note"] += f"; --quick: -k {QUICK_MMSEQS_K}"
@@ -768,6 +779,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "reads_per_setting": n_reads,
             "windows_per_genome": args.windows,
             "predict_overrides": args.predict,
+            "step": args.step,
             "piece": piece,
             "k": K,
             "window": window,
@@ -936,10 +948,14 @@ def markdown(report: dict[str, Any]) -> str:
         f"{g} {d:.3f}" for g, d in report["truth"]["median_distance_per_base"].items()
     )
     lines = [
-        "## Genomes: neurohash beside minimap2, BLAST, MMseqs2 and Mash",
+        f"## Genomes: neurohash beside minimap2, BLAST, MMseqs2 and Mash ({cfg['window']} bp "
+        "regions)",
         "",
         f"Stored: {', '.join(stored['genomes'])} ({base:,} bases, {stored['regions']:,} "
-        f"neurohash regions of {cfg['window']} bases); model `{cfg['ckpt']}`. Each cell: "
+        f"neurohash regions of {cfg['window']} bases"
+        + "".join(f", `{o}`" for o in cfg.get("predict_overrides") or [])
+        + (f", queries also tiled every {cfg['step']} bases" if cfg.get("step") else "")
+        + f"); model `{cfg['ckpt']}`. Each cell: "
         f"recall@1 / recall@{K}; queries/s from the shell, start-up included. neurohash hits "
         "are regions (`--by-region`), judged by their coordinates as the peers' are.",
         "",
@@ -982,7 +998,27 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"- {w}" for w in found]
     if report["notes"]:
         lines += ["", *[f"Note: {n}" for n in report["notes"]]]
+    lines += [f"\n![recall against divergence](benchmarks/{p})" for p in report.get("plots", [])]
     return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> Path:
+    """Task (a): recall@K against divergence, one panel per query length, one line per tool."""
+    fig, axes = subplots(1, len(LENGTHS), figsize=(4 * len(LENGTHS), 3.4), sharey=True)
+    percents = [100 * d for d in DIVERGENCES]
+    for ax, length in zip(axes, LENGTHS, strict=True):
+        for (name, tasks), marker in zip(report["results"].items(), "os^vD", strict=False):
+            groups = tasks.get("a", {}).get("groups", {})
+            points = [groups.get(setting(length, d), {}).get(f"recall@{K}") for d in DIVERGENCES]
+            if all(p is not None for p in points):  # markers tell apart lines that coincide
+                ax.plot(percents, points, marker=marker, fillstyle="none", label=name)
+        ax.set_title(f"{length} bp queries")
+        ax.set_xlabel("divergence (% edits per base)")
+        ax.set_xticks(percents)
+    axes[0].set_ylabel(f"recall@{K}")
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[-1].legend(fontsize=8, loc="lower left")
+    return save_figure(fig, path)
 
 
 def pending(reports: list[dict[str, Any]]) -> list[str]:
@@ -1008,6 +1044,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="OVERRIDE",
         help="an override for predict.py, e.g. regions.window=200 (repeatable)",
     )
+    parser.add_argument(
+        "--step", type=int, help="neurohash search --step: also tile queries every S bases"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse-shards", action="store_true", help="resume earlier shards")
     parser.add_argument("--workdir", default="outputs/bench_genomes")
@@ -1024,7 +1063,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started, argv = begin(argv)
     args = parse_args(argv)
     report = run_bench(args)
-    return publish("bench/genomes.py", argv, started, args.quick, report, args.out, markdown)
+    return publish("bench/genomes.py", argv, started, args.quick, report, args.out, markdown, plot)
 
 
 if __name__ == "__main__":

@@ -222,6 +222,17 @@ def test_experiment_genomes_composes_on_the_real_genomes(tmp_path: Path) -> None
     assert "strand_weight" not in compose_train(tmp_path).data  # off for the other sources
 
 
+def test_experiment_genomes_reads_is_the_genome_model_on_read_scale_windows(
+    tmp_path: Path,
+) -> None:
+    base = compose_train(tmp_path, "experiment=genomes")
+    cfg = compose_train(tmp_path, "experiment=genomes_reads")
+    assert cfg.task_name == "genomes_reads"
+    assert cfg.data.max_len == cfg.model.max_len == cfg.data.cleaning.min_len == 100
+    assert cfg.data.pairs.anchors == 4 * base.data.pairs.anchors
+    assert cfg.data.split == base.data.split and cfg.model._target_ == base.model._target_
+
+
 def test_train_py_data_genomes_fast_dev_run(
     small_genomes: Path, tmp_path: Path, one_thread: None
 ) -> None:

@@ -13,7 +13,14 @@ import pytest
 
 from neurohash.data.fasta import iter_records, reverse_complement
 from neurohash.data.mutation import MutationRates, mutate
-from neurohash.data.regions import MAX_HASH, kmer_hashes, mix64, sample_regions, sliding_min
+from neurohash.data.regions import (
+    MAX_HASH,
+    kmer_hashes,
+    mix64,
+    sample_regions,
+    sliding_min,
+    tiled_regions,
+)
 from tests.helpers import INFLUENZA_FILE
 
 K = 15
@@ -205,3 +212,13 @@ def test_canonical_regions_keep_density_and_share_anchors_with_a_mutant(
     # the mutant's reverse-strand windows are the reverse complements of windows near ours
     near = [any(reverse_complement(t)[70:90] in o for o in ours) for t in theirs]
     assert np.mean(near) > 0.5, np.mean(near)
+
+
+def test_tiles_step_through_the_sequence_and_end_flush_with_it() -> None:
+    assert tiled_regions(1000, 100, 300) == [(0, 100), (300, 400), (600, 700), (900, 1000)]
+    tiles = tiled_regions(1001, 100, 10)
+    assert tiles[-1] == (901, 1001) and tiles[-2] == (900, 1000)
+    assert all(end - start == 100 for start, end in tiles)
+    assert tiled_regions(80, 100, 10) == [(0, 80)]
+    with pytest.raises(ValueError, match="step"):
+        tiled_regions(1000, 100, 0)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import shutil
 import sys
@@ -16,12 +17,14 @@ from rapidfuzz.distance import Levenshtein
 
 from neurohash.checkpoint import WEIGHTS_DIGEST, load_module, model_fingerprint, weights_sha256
 from neurohash.cli import main
-from neurohash.data.fasta import reverse_complement
+from neurohash.data.fasta import SequenceRecord, iter_records, reverse_complement
+from neurohash.data.regions import sample_regions
 from neurohash.data.sources import load_records
 from neurohash.hashing import hamming_matrix
 from neurohash.index.database import Database, DatabaseError, build_database
-from neurohash.index.search import Refiner, embed_queries, infix_rows, search
+from neurohash.index.search import Refiner, embed_queries, infix_rows, query_regions, search
 from neurohash.index.segment import quantise
+from tests.helpers import INFLUENZA_FILE
 from tests.test_database import synthetic_rows, write_shards
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -405,6 +408,30 @@ def test_auto_alignment_takes_infix_for_query_regions_under_half_the_window() ->
     assert infix_rows(seqs, "infix", 1600).all() and not infix_rows(seqs, "global", 1600).any()
     with pytest.raises(ValueError, match="alignment"):
         infix_rows(seqs, "local", 1600)
+
+
+def test_tiles_recover_a_stored_region_whose_anchor_a_mutation_lost(shared_data: Path) -> None:
+    """A query holding a stored region, its anchor k-mer mutated: cut at its own anchors it has
+    no region at the stored one's place; tiled every 10 bases it has one within 5 bases."""
+    records = iter_records(shared_data / INFLUENZA_FILE)
+    genome = "".join(r.seq.upper() for r in itertools.islice(records, 6))
+    settings = {"window": 160, "density": 5.0, "k": 15, "seed": 0, "canonical": True}
+    stored = sample_regions(genome, **settings)
+    start, end = next((s, e) for s, e in stored if s >= 300 and e + 300 <= len(genome))
+    centre = (start + end) // 2  # the anchoring 15-mer sits in the middle of the window
+    piece = genome[start - 300 : end + 300]
+    middle = centre - (start - 300)
+    mutant = piece[:middle] + {"A": "C"}.get(piece[middle], "A") + piece[middle + 1 :]
+    query = [SequenceRecord("q", mutant)]
+    anchored, _, _ = query_regions(query, 160, settings)
+    assert piece[300:460] not in anchored
+    offsets = [min(abs(mutant.find(r) - 300), 999) for r in anchored]
+    assert min(offsets) > 5
+    tiled, owner, minus = query_regions(query, 160, settings, strand="both", step=10)
+    assert set(anchored) < set(tiled) and len(tiled) > 2 * len(anchored)
+    forward = [r for r, m in zip(tiled, minus, strict=True) if not m]
+    assert min(abs(mutant.find(r) - 300) for r in forward) <= 5
+    assert minus.any() and (owner == 0).all()
 
 
 def search_tsv(db: Path, queries: Path, capsys, *flags: str) -> str:

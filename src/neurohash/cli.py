@@ -353,6 +353,15 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
         "which strand matched) or as given only (plus)",
     )
     parser.add_argument(
+        "--step",
+        metavar="S",
+        type=positive_int,
+        help="also cut each query into windows of the database's region length every S bases, "
+        "beside its anchored regions: finds stored regions whose anchor k-mer a mutation of the "
+        "query changed, for about (query length / S) more regions to embed; a query no longer "
+        "than a region stays one region (default: anchored regions only)",
+    )
+    parser.add_argument(
         "--refine",
         metavar="F",
         type=factor_at_least_one,
@@ -389,6 +398,7 @@ def run_search(args: argparse.Namespace) -> int:
     module = query_model(db, args.ckpt).to(resolve_device(args.device))
     options = {"rerank": args.rerank, "candidates": args.candidates, "refine": args.refine}
     options |= {"strand": args.strand, "alignment": args.alignment, "by_region": args.by_region}
+    options["step"] = args.step
     with output_file(args.output or "-") as out:
         search_file(db, module, args.queries, out, k=args.k, batch_size=args.batch_size, **options)
     return 0

@@ -23,6 +23,12 @@ each region of one is exactly the reverse complement of a region of the other: a
 either strand of a stored genome is cut where the genome was. A recurring k-mer anchors at the
 first and the last occurrence of its run, which reads the same from both ends. Without
 ``canonical`` (databases built before it) windows start at the anchor, forward strand only.
+
+**Tiles** (``tiled_regions``, queries only): an anchor is lost where a mutation hits its k-mer,
+or where a new k-mer hashes lower within its span, and a query cut at its own anchors then
+misses the stored region (at 10% divergence a 15-mer survives with probability 0.9^15 = 0.2).
+Windows every ``step`` bases of the query do not depend on its k-mers: every stored region that
+lies inside the query is then within ``step / 2`` bases of one of them.
 """
 
 from __future__ import annotations
@@ -148,6 +154,19 @@ def sample_regions(
     if canonical:
         starts = centred_starts(starts, forward[starts], k, window, len(seq))
     return [(int(s), int(s) + window) for s in starts]
+
+
+def tiled_regions(length: int, window: int, step: int) -> list[tuple[int, int]]:
+    """Windows of ``window`` bases every ``step`` bases of a sequence of ``length``, the last one
+    flush with its end (one window ``(0, length)`` if it is no longer than ``window``)."""
+    if window < 1 or step < 1:
+        raise ValueError(f"need window >= 1 and step >= 1, got {window} and {step}")
+    if length <= window:
+        return [(0, length)]
+    starts = list(range(0, length - window + 1, step))
+    if starts[-1] != length - window:
+        starts.append(length - window)
+    return [(s, s + window) for s in starts]
 
 
 def centred_starts(

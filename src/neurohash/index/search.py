@@ -573,19 +573,21 @@ def query_regions(
     max_len: int,
     settings: dict | None = None,
     strand: str = "plus",
+    step: int | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Region sequences of the queries, the query number of each region and whether it is
     reverse-complemented.
 
     Uses the database's own region sampling (``neurohash.data.regions``) where available;
     otherwise each query is one region, its first ``max_len`` bases. With ``strand="both"``
-    the reverse complement of each query is cut and searched too.
+    the reverse complement of each query is cut and searched too; with ``step`` each strand
+    is also tiled with windows every ``step`` bases (``region_sampler``).
     """
     from neurohash.data.fasta import reverse_complement
 
     if strand not in STRANDS:
         raise ValueError(f"strand must be one of {STRANDS}, got {strand!r}")
-    sampler = region_sampler(max_len, settings)
+    sampler = region_sampler(max_len, settings, step)
     seqs: list[str] = []
     owner: list[int] = []
     minus: list[bool] = []
@@ -599,24 +601,32 @@ def query_regions(
     return seqs, np.asarray(owner, dtype=np.int64), np.asarray(minus, dtype=bool)
 
 
-def region_sampler(max_len: int, settings: dict | None = None) -> Callable[[str], list]:
+def region_sampler(
+    max_len: int, settings: dict | None = None, step: int | None = None
+) -> Callable[[str], list]:
     """A function seq -> [(start, end)] choosing regions as the database's shards did.
 
     ``settings`` is the shards' manifest ``regions`` entry: the arguments of
     ``neurohash.data.regions.sample_regions`` it names (window, density, k, seed) are used. With
     no settings (or no regions module) each query is one region, its first ``max_len`` bases.
+    With ``step``, windows of the same length every ``step`` bases are added to the anchored
+    ones (``tiled_regions``): they find stored regions whose anchor a mutation of the query lost.
     """
     whole = lambda seq: [(0, min(len(seq), max_len))]  # noqa: E731
     try:
-        from neurohash.data.regions import sample_regions
+        from neurohash.data.regions import sample_regions, tiled_regions
     except ImportError:
         return whole
     accepted = inspect.signature(sample_regions).parameters
     kwargs = {k: v for k, v in (settings or {}).items() if k in accepted and k != "seq"}
     if "window" not in kwargs:
         return whole
-    kwargs["window"] = min(int(kwargs["window"]), max_len)
-    return lambda seq: sample_regions(seq, **kwargs)
+    window = kwargs["window"] = min(int(kwargs["window"]), max_len)
+    if step is None:
+        return lambda seq: sample_regions(seq, **kwargs)
+    return lambda seq: sorted(
+        set(sample_regions(seq, **kwargs)) | set(tiled_regions(len(seq), window, step))
+    )
 
 
 def embed_queries(
@@ -666,12 +676,14 @@ def search_file(
     strand: str = "both",
     alignment: str = "auto",
     by_region: bool = False,
+    step: int | None = None,
 ) -> None:
     """Search every record of the FASTA/FASTQ ``queries`` (``-``: stdin) and write TSV to ``out``.
 
     Queries stream in chunks of ``QUERY_CHUNK``: cleaned as the model was trained, cut into
     regions as the database's shards were (on both strands unless ``strand="plus"``), embedded,
-    searched; a progress bar goes to stderr. ``candidates`` (default
+    searched; a progress bar goes to stderr. ``step`` tiles each query strand too
+    (``region_sampler``). ``candidates`` (default
     ``DEFAULT_CANDIDATES_FACTOR * k``) targets are re-ranked with ``rerank``, by the distance
     ``alignment`` chooses (see ``infix_rows``); ``refine`` defaults to ``DEFAULT_REFINE_FACTOR``.
     """
@@ -698,7 +710,7 @@ def search_file(
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("searching queries", total=None)
         for chunk in chunked(iter_queries(queries, inference_cleaning(cleaning)), QUERY_CHUNK):
-            seqs, query_of, minus = query_regions(chunk, max_len, settings, strand)
+            seqs, query_of, minus = query_regions(chunk, max_len, settings, strand, step)
             codes, refiner = embed_queries(module, seqs, max_len, batch_size)
             hits = search(
                 db,
