@@ -279,7 +279,7 @@ def neurohash_build(args: argparse.Namespace, work: Path, stored_dir: Path) -> d
 
 
 def neurohash_search(
-    work: Path, fasta: Path, out: Path, step: int | None = None
+    work: Path, fasta: Path, out: Path, step: str = "auto"
 ) -> tuple[float, dict[str, list[Hit]]]:
     command = [
         neurohash_command(),
@@ -290,7 +290,8 @@ def neurohash_search(
         str(K),
         "--rerank",
         "--by-region",  # hits are places, as the peers' alignments are
-        *(["--step", str(step)] if step else []),
+        "--step",
+        step,
     ]
     seconds = run(*command, "-o", str(out))
     return seconds, parse_neurohash(out)
@@ -954,7 +955,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Stored: {', '.join(stored['genomes'])} ({base:,} bases, {stored['regions']:,} "
         f"neurohash regions of {cfg['window']} bases"
         + "".join(f", `{o}`" for o in cfg.get("predict_overrides") or [])
-        + (f", queries also tiled every {cfg['step']} bases" if cfg.get("step") else "")
+        + (f", `neurohash search --step {cfg['step']}`" if "step" in cfg else "")
         + f"); model `{cfg['ckpt']}`. Each cell: "
         f"recall@1 / recall@{K}; queries/s from the shell, start-up included. neurohash hits "
         "are regions (`--by-region`), judged by their coordinates as the peers' are.",
@@ -1045,7 +1046,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="an override for predict.py, e.g. regions.window=200 (repeatable)",
     )
     parser.add_argument(
-        "--step", type=int, help="neurohash search --step: also tile queries every S bases"
+        "--step",
+        default="auto",
+        help="neurohash search --step (auto, S or 0): query tiles beside anchored regions",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse-shards", action="store_true", help="resume earlier shards")

@@ -22,7 +22,14 @@ from neurohash.data.regions import sample_regions
 from neurohash.data.sources import load_records
 from neurohash.hashing import hamming_matrix
 from neurohash.index.database import Database, DatabaseError, build_database
-from neurohash.index.search import Refiner, embed_queries, infix_rows, query_regions, search
+from neurohash.index.search import (
+    Refiner,
+    embed_queries,
+    infix_rows,
+    query_regions,
+    search,
+    tile_step,
+)
 from neurohash.index.segment import quantise
 from tests.helpers import INFLUENZA_FILE
 from tests.test_database import synthetic_rows, write_shards
@@ -432,6 +439,14 @@ def test_tiles_recover_a_stored_region_whose_anchor_a_mutation_lost(shared_data:
     forward = [r for r, m in zip(tiled, minus, strict=True) if not m]
     assert min(abs(mutant.find(r) - 300) for r in forward) <= 5
     assert minus.any() and (owner == 0).all()
+
+
+def test_auto_step_tiles_only_queries_shorter_than_two_windows() -> None:
+    assert tile_step("auto", 100, 150) == 10 and tile_step("auto", 100, 199) == 10
+    assert tile_step("auto", 100, 200) is None and tile_step("auto", 1000, 5000) is None
+    assert tile_step("auto", 5, 8) == 1
+    assert tile_step(25, 100, 5000) == 25
+    assert tile_step(0, 100, 150) is None and tile_step(None, 100, 150) is None
 
 
 def search_tsv(db: Path, queries: Path, capsys, *flags: str) -> str:

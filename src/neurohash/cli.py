@@ -42,6 +42,12 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def tile_step_argument(text: str) -> int | str:
+    if text == "auto":
+        return text
+    return non_negative_int(text)
+
+
 def factor_at_least_one(text: str) -> float:
     value = float(text)
     if not 1 <= value < math.inf:
@@ -355,11 +361,13 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--step",
         metavar="S",
-        type=positive_int,
-        help="also cut each query into windows of the database's region length every S bases, "
-        "beside its anchored regions: finds stored regions whose anchor k-mer a mutation of the "
-        "query changed, for about (query length / S) more regions to embed; a query no longer "
-        "than a region stays one region (default: anchored regions only)",
+        type=tile_step_argument,
+        default="auto",
+        help="also cut query strands into windows of the database's region length every S "
+        "bases, beside their anchored regions: finds stored regions whose anchor k-mer a "
+        "mutation of the query changed. auto (default): every tenth of a window, for strands "
+        "shorter than two windows (a read against short regions); S: every strand longer "
+        "than a window; 0: none",
     )
     parser.add_argument(
         "--refine",
