@@ -927,6 +927,11 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{t['index_bytes_with_sequences'] / base:.3f}, with int8 embeddings "
                 f"{t['data_bytes'] / base:.3f} bytes/base; build = predict.py "
                 f"{t['predict_s']:.0f} s + index {t['index_s']:.0f} s"
+                + (
+                    " (shards of an earlier run reused: predict.py only checked them)"
+                    if t.get("shards_reused")
+                    else ""
+                )
             )
         index_rows.append(
             [
