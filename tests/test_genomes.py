@@ -230,6 +230,7 @@ def test_experiment_genomes_reads_is_the_genome_model_on_read_scale_windows(
     assert cfg.task_name == "genomes_reads"
     assert cfg.data.max_len == cfg.model.max_len == cfg.data.cleaning.min_len == 100
     assert cfg.data.pairs.anchors == 4 * base.data.pairs.anchors
+    assert cfg.data.strand_weight == 0 < base.data.strand_weight
     assert cfg.data.split == base.data.split and cfg.model._target_ == base.model._target_
 
 

@@ -639,9 +639,10 @@ def tile_step(step: int | str | None, window: int, length: int) -> int | None:
 
     ``"auto"`` tiles every tenth of a window the strands shorter than two windows: they hold at
     most one or two stored regions, which one mutated anchor k-mer loses (150 bp reads against
-    100 bp regions: recall@10 0.43 -> 0.54 at 5% divergence), while a longer query holds
-    several and tiling it costs far more than it finds (1 kb: 0.91 -> 0.92 at 10%, 3.7x the
-    time). A number tiles every query strand longer than a window; 0 or None none.
+    100 bp regions, README's genomes bench: recall@10 0.43 -> 0.54 at 5% divergence), while a
+    longer query holds several and tiling it costs far more than it finds (1 kb fragments:
+    0.91 -> 0.92 at 10%, 3.7x the time). A number tiles every query strand longer than a
+    window; 0 or None none.
     """
     if step == AUTO_STEP:
         return max(1, window // 10) if length < 2 * window else None
