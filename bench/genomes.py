@@ -279,7 +279,7 @@ def neurohash_build(args: argparse.Namespace, work: Path, stored_dir: Path) -> d
 
 
 def neurohash_search(
-    work: Path, fasta: Path, out: Path, step: str = "auto"
+    work: Path, fasta: Path, out: Path, step: str
 ) -> tuple[float, dict[str, list[Hit]]]:
     command = [
         neurohash_command(),
