@@ -51,8 +51,8 @@ def v4_small(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
-    """A tiny CNN/euclidean model with the default learned 128-bit hash (max_len 160), trained
-    3 steps on 300 real V4 reads: the model the CLI, predict and search tests run."""
+    """A tiny CNN/euclidean model with a 128-bit ranking hash head (max_len 160), trained 3 steps
+    on 300 real V4 reads: the model the CLI, predict and search tests run."""
     run_dir = tmp_path_factory.mktemp("tiny_model")
     overrides = [
         "data=fasta",
@@ -62,6 +62,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> P
         "data.eval_size=40",
         "model=cnn",
         "distance=euclidean",
+        "hashing=rank",
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=3",
         "trainer.accelerator=cpu",

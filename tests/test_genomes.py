@@ -216,6 +216,8 @@ def test_experiment_genomes_composes_on_the_real_genomes(tmp_path: Path) -> None
     assert cfg.data._target_.endswith("GenomeWindowDataModule")
     assert cfg.model._target_.endswith("TransformerEncoder") and cfg.model.max_len == 1000
     assert cfg.data.strand_weight == 0 < compose_train(tmp_path, "data=genomes").data.strand_weight
+    # the codes the genome figures were measured with, not the default neighbour head's bank
+    assert cfg.hashing._target_.endswith("RankHash") and cfg.hashing.bits == 128
     names = {Path(f).name for f in glob.glob(str(ROOT / cfg.data.path))}  # from the project root
     held_out = [*cfg.data.split.val, *cfg.data.split.test]
     assert len(names) == 12 and set(held_out) <= names and len(set(held_out)) == 4

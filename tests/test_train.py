@@ -133,8 +133,12 @@ def test_train_writes_run_directory_and_repeats_exactly(v4_small: Path, tmp_path
         assert f"test/{key}" in written and f"baseline/{key}" in written
     assert first["test/rmse_pct"] == second["test/rmse_pct"]
     assert first["test/top10"] == second["test/top10"]
+    assert first["test/hash_recall10_at10"] == second["test/hash_recall10_at10"]
     module = load_module(run / "checkpoints" / "last.ckpt")
     assert module.normaliser == 152
+    # the default codes are the best measured: the neighbour head, 256 bits, one hidden layer
+    assert type(module.hashing).__name__ == "NeighbourHash" and module.hashing.bits == 256
+    assert module.hashing.head[0].out_features == 512
 
 
 def test_last_checkpoint_is_the_latest_epoch_even_without_a_new_best(

@@ -88,9 +88,10 @@ class HashCoder(nn.Module):
 
 
 def hash_head(embedding_dim: int, bits: int, hidden: int) -> nn.Module:
-    """Linear (``hidden`` = 0, the default), or one hidden GELU layer for more capacity. On
-    positional 5-mer profiles (experiment=codes_kmer) 512 hidden units found more of a query's
-    exact top 10 by Hamming alone but a little less after the search's re-rank (README)."""
+    """Linear (``hidden`` = 0), or one hidden GELU layer for more capacity (512 units in
+    hashing=neighbours, the default). On positional 5-mer profiles (experiment=codes_kmer) at 128
+    bits 512 hidden units found more of a query's exact top 10 by Hamming alone but a little less
+    after the search's re-rank; 256 bits under it are the best codes measured (README)."""
     if not hidden:
         return nn.Linear(embedding_dim, bits)
     return nn.Sequential(nn.Linear(embedding_dim, hidden), nn.GELU(), nn.Linear(hidden, bits))
