@@ -3,7 +3,9 @@ determinism, and the packed layout FAISS reads."""
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -199,6 +201,19 @@ def test_neighbour_draws_hold_each_anchor_s_relatives_and_repeat_per_seed() -> N
     assert len(first) >= 5  # at least one anchor with its four nearest
     runs = (first[1:] - first[:-1] == 1).sum()
     assert runs >= 4  # an anchor's four nearest on a line sit next to it
+
+
+def test_neighbour_hash_pickles_and_copies_with_its_draws() -> None:
+    """The draws' generator travels as its state (a ``torch.Generator`` cannot cross
+    ``torch.multiprocessing``: ``test_ddp``'s ddp_spawn run sends the default coder so), and the
+    pickled or copied coder draws on from where it was."""
+    coder = NeighbourHash(1, 8, neighbours=4, anchors=3, per_anchor=5, others=2, seed=7)
+    coder.fill_bank(torch.arange(100.0)[:, None], euclidean)
+    coder.draw()
+    assert isinstance(coder.__getstate__()["generator"], bytes)
+    sent, copied = pickle.loads(pickle.dumps(coder)), copy.deepcopy(coder)
+    expected = coder.draw()
+    assert torch.equal(sent.draw(), expected) and torch.equal(copied.draw(), expected)
 
 
 @pytest.mark.parametrize("hidden", [0, 64])

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -262,6 +263,16 @@ class NeighbourHash(LearnedHash):
         self.lists: torch.Tensor | None = None
         self.listed: torch.Tensor | None = None  # teacher distances of (row, its list)
         self.distance: Distance | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The draws' generator travels as its state: a ``torch.Generator`` itself cannot cross
+        ``torch.multiprocessing`` (``trainer.strategy=ddp_spawn`` pickles the module)."""
+        return {**self.__dict__, "generator": self.generator.get_state().numpy().tobytes()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        generator = torch.Generator()
+        generator.set_state(torch.frombuffer(bytearray(state["generator"]), dtype=torch.uint8))
+        super().__setstate__({**state, "generator": generator})
 
     @torch.no_grad()
     def fill_bank(self, emb: torch.Tensor, distance: Distance, block: int = 1024) -> None:

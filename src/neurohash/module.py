@@ -110,12 +110,24 @@ class DistanceEmbeddingModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """Coders that learn from the model's neighbour lists (``NeighbourHash``) get a bank of
-        training embeddings: a seeded sample of the training sequences, embedded once for an
-        encoder with nothing to train and again at every epoch for one that trains. Under
-        ``exact_lists`` each one's neighbour list is aligned to it (exact edit distances)."""
+        training embeddings, embedded once for an encoder with nothing to train and again at
+        every epoch for one that trains."""
         coder = self.hashing
-        if not coder.needs_bank or (coder.bank is not None and not self.trainable_encoder):
-            return
+        if coder.needs_bank and (coder.bank is None or self.trainable_encoder):
+            self.fill_bank()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """A run resumed mid-epoch (a SLURM requeue) skips ``on_train_epoch_start``: its bank is
+        filled before its first step instead, or the coder would train without its lists (and
+        DDP would stop at the unused parameters)."""
+        if self.hashing.needs_bank and self.hashing.bank is None:
+            self.fill_bank()
+
+    def fill_bank(self) -> None:
+        """The coder's bank: a seeded sample of the training sequences, embedded by the model as
+        it is now. Under ``exact_lists`` each one's neighbour list is aligned to it (exact edit
+        distances)."""
+        coder = self.hashing
         seqs = self.trainer.datamodule.seqs["train"]
         rng = np.random.default_rng(self.trainer.datamodule.seed)
         pick = np.sort(rng.permutation(len(seqs))[: coder.bank_size])
