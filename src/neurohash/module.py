@@ -109,17 +109,16 @@ class DistanceEmbeddingModule(L.LightningModule):
             return self.geometry.pairwise(emb, emb).float()
 
     def on_train_epoch_start(self) -> None:
-        """Coders that learn from the model's neighbour lists (``NeighbourHash``) get a bank of
-        training embeddings, embedded once for an encoder with nothing to train and again at
-        every epoch for one that trains."""
-        coder = self.hashing
-        if coder.needs_bank and (coder.bank is None or self.trainable_encoder):
+        """An encoder that trains moves its embeddings: the bank of a coder that learns from the
+        model's neighbour lists (``NeighbourHash``) is embedded again at every epoch."""
+        if self.hashing.needs_bank and self.trainable_encoder:
             self.fill_bank()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """A run resumed mid-epoch (a SLURM requeue) skips ``on_train_epoch_start``: its bank is
-        filled before its first step instead, or the coder would train without its lists (and
-        DDP would stop at the unused parameters)."""
+        """The bank is filled before the first step it is missing at: the first of a run, or the
+        first of a run resumed mid-epoch (a SLURM requeue), which skips
+        ``on_train_epoch_start``; without it the coder would train without its lists (and DDP
+        would stop at the unused parameters). An encoder with nothing to train fills it once."""
         if self.hashing.needs_bank and self.hashing.bank is None:
             self.fill_bank()
 
