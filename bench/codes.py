@@ -55,7 +55,7 @@ from neurohash.data.kmers import kmer_profiles
 from neurohash.data.sources import load_records
 from neurohash.hashing import HashCoder, ItqHash, SignHash, pack_codes, weighted_hamming
 from neurohash.index.database import Database
-from neurohash.module import embed_sequences
+from neurohash.module import embed_and_code_sequences
 
 CURVE = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 COSINE = "5-mer cosine"  # the model-free scan that Hamming alone must beat
@@ -121,9 +121,10 @@ def model_methods(
     """name -> (bits, query x stored distances) of a model's codes and embedding."""
     torch.set_grad_enabled(False)
     max_len = module.normaliser
-    emb_s, emb_q = (embed_sequences(module, seqs, max_len) for seqs in (stored, queries))
-    own, codes_s = module.hashing, pack_codes(module.codes_of(emb_s))
-    logits_q = module.code_logits_of(emb_q)
+    (emb_s, logits_s), (emb_q, logits_q) = (
+        embed_and_code_sequences(module, seqs, max_len) for seqs in (stored, queries)
+    )
+    own, codes_s = module.hashing, pack_codes(logits_s > 0)
     everyone = np.zeros(len(codes_s), dtype=np.int64)  # every stored code against query 0
     weighted = [weighted_hamming(q[None], codes_s, everyone) for q in logits_q.numpy()]
     out = {

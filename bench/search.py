@@ -43,6 +43,7 @@ from report import ROOT, begin, provenance, table
 
 from neurohash.checkpoint import load_module, stored_cleaning
 from neurohash.data.cleaning import Cleaning
+from neurohash.data.datamodule import outside_sample
 from neurohash.data.edit_distance import distance_matrix, paired_distances
 from neurohash.data.fasta import SequenceRecord
 from neurohash.data.kmers import kmer_profiles
@@ -68,12 +69,16 @@ def split_sample(args: argparse.Namespace, module: Any) -> tuple[list[Any], list
 
 
 def training_sequences(ckpt: Path, cleaning: Cleaning) -> set[str]:
-    """Every sequence of the run's data sample (train, validation and test)."""
+    """Every sequence of the run's data sample (train, validation and test), and of the sample
+    outside it that its coder's bank may draw on (``neurohash.data.datamodule.bank_sequences``)."""
     config = ckpt.resolve().parents[1] / "config.yaml"
     if not config.is_file():
         sys.exit(f"{config}: missing; queries must be held out of the model's training sample")
-    data = OmegaConf.load(config).data
+    run = OmegaConf.load(config)
+    data, bank = run.data, OmegaConf.select(run, "hashing.bank")
     records, _ = load_records(data.path, cleaning, data.max_seqs, int(data.seed))
+    if bank:
+        records += outside_sample(data.path, cleaning, int(bank), int(data.seed))
     return {rec.seq for rec in records}
 
 

@@ -160,7 +160,8 @@ def test_round_trip_codes_ids_regions(baseline: Path, checkpoint: Path, inputs: 
     assert got == expected_regions(inputs)  # ids, sources, record numbers, regions, in order
     seqs = table.column("sequence").to_pylist()
     with torch.no_grad():
-        codes = pack_codes(module.codes_of(module(encode(seqs, MAX_LEN))))
+        tokens = encode(seqs, MAX_LEN)
+        codes = pack_codes(module.codes_of(tokens, module(tokens)))
     assert_codes_match(code_matrix(table), codes)
     assert manifest["model_fingerprint"] == model_fingerprint(module)
     assert manifest["code_bits"] == 128 and manifest["max_len"] == MAX_LEN

@@ -73,7 +73,7 @@ def test_retrieval_coders_are_saved_fitted_and_reload(
     names["neighbours"] = "NeighbourHash"
     assert type(module.hashing).__name__ == names[hashing]
     fresh = build_training_module(cfg)
-    emb = torch.randn(16, module.encoder.embedding_dim)
+    emb = torch.randn(16, module.hashing.input_dim)  # what the coder reads
     module.eval(), fresh.eval()
     assert not torch.equal(module.hashing.codes(emb), fresh.hashing.codes(emb))
 
@@ -136,9 +136,11 @@ def test_train_writes_run_directory_and_repeats_exactly(v4_small: Path, tmp_path
     assert first["test/hash_recall10_at10"] == second["test/hash_recall10_at10"]
     module = load_module(run / "checkpoints" / "last.ckpt")
     assert module.normaliser == 152
-    # the default codes are the best measured: the neighbour head, 256 bits, one hidden layer
+    # the default codes are the best measured: the neighbour head, 256 bits, one hidden layer,
+    # on positional 5-mer profiles of their own (eight segments), not the transformer's embedding
     assert type(module.hashing).__name__ == "NeighbourHash" and module.hashing.bits == 256
     assert module.hashing.head[0].out_features == 512
+    assert module.hashing.features.encoder.segments == 8 and module.hashing.input_dim == 8 * 4**5
 
 
 def test_last_checkpoint_is_the_latest_epoch_even_without_a_new_best(

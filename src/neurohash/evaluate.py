@@ -20,7 +20,7 @@ from neurohash.data.edit_distance import distance_matrix
 from neurohash.data.fasta import SequenceFileError
 from neurohash.data.sources import load_records
 from neurohash.metrics import MIN_PAIRS
-from neurohash.module import DistanceEmbeddingModule, embed_sequences
+from neurohash.module import DistanceEmbeddingModule, embed_and_code_sequences
 
 METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
 DROP_REASONS = ("ambiguous", "too_short", "too_long", "duplicate", "empty")
@@ -65,12 +65,12 @@ def evaluate(
             cleaning, max_len = stored_cleaning(module, checkpoint)
             seqs, stats = read_sequences(fasta, cleaning, max_seqs, seed)
         with timed(times, "time_embed_s"):
-            emb = embed_sequences(module, seqs, max_len, batch_size)
+            emb, code_logits = embed_and_code_sequences(module, seqs, max_len, batch_size)
         with timed(times, "time_exact_s"), contextlib.redirect_stdout(sys.stderr):
             exact = distance_matrix(seqs, progress=True)  # progress bar on stderr, not in the JSON
         with timed(times, "time_metrics_s"):
             try:
-                metrics, _ = module.matrix_metrics(emb, exact)
+                metrics, _ = module.matrix_metrics(emb, code_logits, exact)
             except FloatingPointError as exc:
                 raise CheckpointError(f"{checkpoint}: {exc}") from exc
     report = {"checkpoint": checkpoint, "fasta": fasta, "max_seqs": max_seqs, "seed": seed}

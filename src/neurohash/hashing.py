@@ -36,6 +36,12 @@ every sequence.
 - ``SignHash``: SimHash, the untrained baseline: signs of a fixed seeded Gaussian projection of the
   centred embedding; the Hamming fraction estimates the angle between centred embeddings.
 
+Any coder reads the model's embedding, or with ``features`` (``Features``) its own untrained view
+of the tokens: positional 5-mer profiles under the default ``hashing=neighbours``. The best codes
+measured come from those profiles, not from the CPU-budget transformer's embedding (which finds
+fewer of a query's exact top 10 than the profiles do), so the model's codes need not be bounded
+by its distance embedding.
+
 Codes are bool tensors (B, bits); ``pack_codes`` turns them into bytes for storage and FAISS.
 """
 
@@ -49,20 +55,41 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurohash.models.encoders.base import Encoder
+from neurohash.models.geometry import Geometry
+
+
+class Features(nn.Module):
+    """What a coder reads instead of the model's embedding: an ``encoder`` of the tokens with
+    nothing to train (positional k-mer profiles) and the ``distance`` between its outputs, whose
+    scale the module fits to ED / L at fit start, as it fits its own geometry's (the teacher of
+    coders that distil neighbour lists is this distance)."""
+
+    def __init__(self, encoder: Encoder, distance: Geometry) -> None:
+        super().__init__()
+        self.encoder, self.distance = encoder, distance
+        self.embedding_dim = encoder.embedding_dim
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, D) features of (B, L) tokens (``distance.project`` maps them into its space)."""
+        return self.encoder(tokens.long()).float()
+
 
 class HashCoder(nn.Module):
     """Interface: ``logits`` (B x bits; their signs are the ``codes``) and a training ``loss``
     on a batch's embeddings, its (P, 2) pairs with their true normalised distances and, for
     coders that set ``needs_teacher``, the model's own (B, B) distances between the batch's
-    embeddings."""
+    embeddings. With ``features`` the coder reads those instead of the model's embedding
+    (``embedding_dim`` is then theirs), and its teacher is their distance."""
 
     needs_teacher = False
     needs_bank = False
 
-    def __init__(self, embedding_dim: int, bits: int) -> None:
+    def __init__(self, embedding_dim: int, bits: int, features: Features | None = None) -> None:
         super().__init__()
-        self.bits = bits
-        self.centre = nn.BatchNorm1d(embedding_dim, affine=False)
+        self.bits, self.features = bits, features
+        self.input_dim = features.embedding_dim if features is not None else embedding_dim
+        self.centre = nn.BatchNorm1d(self.input_dim, affine=False)
 
     def logits(self, emb: torch.Tensor) -> torch.Tensor:
         """(B, bits) real scores whose signs are the codes; their magnitudes say how sure each
@@ -109,11 +136,12 @@ class LearnedHash(HashCoder):
         balance: float = 0.1,
         detach: bool = True,
         hidden: int = 0,
+        features: Features | None = None,
     ) -> None:
-        super().__init__(embedding_dim, bits)
+        super().__init__(embedding_dim, bits, features)
         self.weight, self.quantization, self.beta = weight, quantization, beta
         self.balance, self.detach = balance, detach
-        self.head = hash_head(embedding_dim, bits, hidden)
+        self.head = hash_head(self.input_dim, bits, hidden)
         self.log_scale = nn.Parameter(torch.tensor(0.0))
 
     def logits(self, emb: torch.Tensor) -> torch.Tensor:
@@ -167,8 +195,11 @@ class RankHash(LearnedHash):
         balance: float = 0.1,
         detach: bool = True,
         hidden: int = 0,
+        features: Features | None = None,
     ) -> None:
-        super().__init__(embedding_dim, bits, weight, quantization, beta, balance, detach, hidden)
+        super().__init__(
+            embedding_dim, bits, weight, quantization, beta, balance, detach, hidden, features
+        )
         self.rank, self.distill, self.tau, self.margin = rank, distill, tau, margin
 
     def loss(
@@ -250,9 +281,10 @@ class NeighbourHash(LearnedHash):
         seed: int = 0,
         exact_lists: bool = False,
         hidden: int = 0,
+        features: Features | None = None,
     ) -> None:
         super().__init__(
-            embedding_dim, bits, weight, quantization, beta, balance, detach=True, hidden=hidden
+            embedding_dim, bits, weight, quantization, beta, balance, True, hidden, features
         )
         self.bank_size, self.neighbours, self.tau = bank, neighbours, tau
         self.exact_lists = exact_lists
@@ -359,11 +391,12 @@ class ItqHash(HashCoder):
         sample: int = 20_000,
         iterations: int = 50,
         seed: int = 0,
+        features: Features | None = None,
     ) -> None:
-        super().__init__(embedding_dim, bits)
+        super().__init__(embedding_dim, bits, features)
         self.sample, self.iterations, self.seed = sample, iterations, seed
         gen = torch.Generator().manual_seed(seed)
-        start = torch.randn(embedding_dim, bits, generator=gen) / math.sqrt(embedding_dim)
+        start = torch.randn(self.input_dim, bits, generator=gen) / math.sqrt(self.input_dim)
         self.register_buffer("projection", start)  # SimHash until the first fit
         self.seen: list[torch.Tensor] = []
 
@@ -417,10 +450,12 @@ class ItqHash(HashCoder):
 class SignHash(HashCoder):
     """SimHash: signs of a fixed seeded random projection of the centred embedding."""
 
-    def __init__(self, embedding_dim: int, bits: int = 128, seed: int = 0) -> None:
-        super().__init__(embedding_dim, bits)
+    def __init__(
+        self, embedding_dim: int, bits: int = 128, seed: int = 0, features: Features | None = None
+    ) -> None:
+        super().__init__(embedding_dim, bits, features)
         gen = torch.Generator().manual_seed(seed)
-        planes = torch.randn(embedding_dim, bits, generator=gen) / math.sqrt(embedding_dim)
+        planes = torch.randn(self.input_dim, bits, generator=gen) / math.sqrt(self.input_dim)
         self.register_buffer("planes", planes)
 
     def logits(self, emb: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -43,7 +44,7 @@ class DistanceEmbeddingModule(L.LightningModule):
         self.hashing = hashing if hashing is not None else SignHash(encoder.embedding_dim)
         self.normaliser = normaliser
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self._eval: dict[str, list[torch.Tensor]] = {}
+        self._eval: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.test_pairs: tuple[np.ndarray, np.ndarray] | None = None
         self.best_val_rmse = math.inf
 
@@ -60,15 +61,30 @@ class DistanceEmbeddingModule(L.LightningModule):
         emb = self(tokens)
         return self.geometry(emb[pairs[:, 0]], emb[pairs[:, 1]])
 
-    @torch.no_grad()
-    def code_logits_of(self, emb: torch.Tensor) -> torch.Tensor:
-        """(B, bits) scores whose signs are the codes of embeddings computed by ``forward``."""
-        return self.hashing.logits(self.geometry.project(emb.float()))
+    def code_input(self, tokens: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        """What the coder reads of (B, L) tokens: its own features of the tokens if it has them,
+        else their embeddings (``emb`` if ``forward`` gave them already) mapped into the
+        geometry."""
+        features = self.hashing.features
+        if features is not None:
+            return features.distance.project(features(tokens))
+        return self.geometry.project((self(tokens) if emb is None else emb).float())
+
+    def code_distance(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """(N, M) distances in ED / L between rows of ``code_input``: the coder's teacher."""
+        features = self.hashing.features
+        geometry = features.distance if features is not None else self.geometry
+        return geometry.pairwise_projected(u, v)
 
     @torch.no_grad()
-    def codes_of(self, emb: torch.Tensor) -> torch.Tensor:
-        """Binary hash codes (B, bits) of embeddings already computed by ``forward``."""
-        return self.code_logits_of(emb) > 0
+    def code_logits(self, tokens: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """(B, bits) scores whose signs are the codes of (B, L) tokens with embeddings ``emb``."""
+        return self.hashing.logits(self.code_input(tokens, emb))
+
+    @torch.no_grad()
+    def codes_of(self, tokens: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """Binary hash codes (B, bits) of (B, L) tokens with embeddings ``emb``."""
+        return self.code_logits(tokens, emb) > 0
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         tokens, pairs, strand = batch["tokens"], batch["pairs"], batch.get("strand_tokens")
@@ -77,8 +93,8 @@ class DistanceEmbeddingModule(L.LightningModule):
         pred = self.geometry(emb[pairs[:, 0]], emb[pairs[:, 1]])
         true = batch["edit_distance"] / self.normaliser
         loss = self.loss(pred, true, n_triplets=len(tokens) // 3)
-        projected = self.geometry.project(emb.float())
-        hash_loss = self.hashing.loss(projected, pairs, true, self.teacher(emb))
+        code_input = self.code_input(tokens, emb)
+        hash_loss = self.hashing.loss(code_input, pairs, true, self.teacher(code_input))
         self.log("train/hash_loss", hash_loss)
         loss = loss + hash_loss
         if strand is not None:  # reverse complements of the first sequences (the anchors)
@@ -101,17 +117,19 @@ class DistanceEmbeddingModule(L.LightningModule):
         self.log("train/strand_loss", loss)
         return loss
 
-    def teacher(self, emb: torch.Tensor) -> torch.Tensor | None:
-        """The model's own distances over the batch, for coders that distil them."""
+    def teacher(self, code_input: torch.Tensor) -> torch.Tensor | None:
+        """The (B, B) distances over the batch (``code_distance``), for coders that distil them."""
         if not self.hashing.needs_teacher:
             return None
         with torch.no_grad():
-            return self.geometry.pairwise(emb, emb).float()
+            return self.code_distance(code_input, code_input).float()
 
     def on_train_epoch_start(self) -> None:
         """An encoder that trains moves its embeddings: the bank of a coder that learns from the
-        model's neighbour lists (``NeighbourHash``) is embedded again at every epoch."""
-        if self.hashing.needs_bank and self.trainable_encoder:
+        model's neighbour lists (``NeighbourHash``) on them is embedded again at every epoch
+        (features of its own do not move)."""
+        moves = self.trainable_encoder and self.hashing.features is None
+        if self.hashing.needs_bank and moves:
             self.fill_bank()
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -123,18 +141,18 @@ class DistanceEmbeddingModule(L.LightningModule):
             self.fill_bank()
 
     def fill_bank(self) -> None:
-        """The coder's bank: a seeded sample of the training sequences, embedded by the model as
-        it is now. Under ``exact_lists`` each one's neighbour list is aligned to it (exact edit
-        distances)."""
+        """The coder's bank: a seeded sample of the datamodule's ``bank_sequences`` as the coder
+        reads them (``code_input``), by the model as it is now. Under ``exact_lists`` each one's
+        neighbour list is aligned to it (exact edit distances)."""
         coder = self.hashing
-        seqs = self.trainer.datamodule.seqs["train"]
+        seqs = self.trainer.datamodule.bank_sequences(coder.bank_size)
         rng = np.random.default_rng(self.trainer.datamodule.seed)
         pick = np.sort(rng.permutation(len(seqs))[: coder.bank_size])
         chosen = [seqs[i] for i in pick]
-        emb = embed_sequences(self, chosen, self.normaliser)
-        with torch.no_grad():  # the bank is data: no graph back into the geometry's parameters
-            projected = self.geometry.project(emb.to(self.device))
-        coder.fill_bank(projected, self.geometry.pairwise_projected)
+        with torch.no_grad(), evaluating(self):  # the bank is data: no graph into the model
+            batches = token_batches(self, chosen, self.normaliser)
+            code_input = torch.cat([self.code_input(tokens) for tokens in batches])
+        coder.fill_bank(code_input, self.code_distance)
         if coder.exact_lists:
             lists = coder.lists.numpy()
             anchors = [chosen[i] for i in np.repeat(np.arange(len(chosen)), lists.shape[1])]
@@ -143,7 +161,10 @@ class DistanceEmbeddingModule(L.LightningModule):
 
     # evaluation: embed each sequence once, then compare full matrices
     def _collect(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
-        self._eval.setdefault(stage, []).append(self(batch["tokens"]).float().cpu())
+        tokens = batch["tokens"]
+        emb = self(tokens)
+        logits = self.code_logits(tokens.long(), emb)
+        self._eval.setdefault(stage, []).append((emb.float().cpu(), logits.float().cpu()))
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._collect("val", batch)
@@ -152,11 +173,13 @@ class DistanceEmbeddingModule(L.LightningModule):
         self._collect("test", batch)
 
     def _evaluate(self, stage: str) -> dict[str, float]:
-        emb = torch.cat(self._eval.pop(stage, []))
+        collected = self._eval.pop(stage, [])
+        emb = torch.cat([e for e, _ in collected])
+        logits = torch.cat([c for _, c in collected])
         exact = self.trainer.datamodule.exact_distances(stage)
         if len(emb) != len(exact):  # sanity-check runs see only part of the set
             exact = exact[: len(emb), : len(emb)]
-        metrics, pred = self.matrix_metrics(emb, exact)
+        metrics, pred = self.matrix_metrics(emb, logits, exact)
         if stage == "test":
             i, j = np.triu_indices(len(exact), k=1)
             self.test_pairs = (pred[i, j] * self.normaliser, exact[i, j])
@@ -164,14 +187,17 @@ class DistanceEmbeddingModule(L.LightningModule):
 
     @torch.no_grad()
     def matrix_metrics(
-        self, emb: torch.Tensor, exact: np.ndarray
+        self, emb: torch.Tensor, code_logits: torch.Tensor, exact: np.ndarray
     ) -> tuple[dict[str, float], np.ndarray]:
+        """Distance metrics of (N, D) embeddings and Hamming metrics of the codes of their
+        (N, bits) ``code_logits`` against an (N, N) matrix of exact edit distances; and the
+        predicted (N, N) distances in ED / L."""
         emb = emb.to(self.device)
         pred = self.geometry.pairwise(emb, emb).cpu().double().numpy()
         if not np.isfinite(pred).all():
             raise FloatingPointError("non-finite predicted distances in evaluation")
         metrics = distance_metrics(pred, exact, self.normaliser)
-        codes = pack_codes(self.codes_of(emb))
+        codes = pack_codes(code_logits > 0)
         metrics.update({f"hash_{k}": v for k, v in hamming_metrics(codes, exact).items()})
         return metrics, pred
 
@@ -201,30 +227,41 @@ class DistanceEmbeddingModule(L.LightningModule):
         if radius is not None:
             self.log("geometry/radius", radius.detach())
 
-    @torch.no_grad()
     def fit_scale(self, batches: Iterable[dict[str, torch.Tensor]]) -> float:
-        """Closed-form least-squares output scale: argmin_a sum (a * d - ED / L)^2.
+        """Closed-form least-squares output scale of the geometry (see ``fit_scales``)."""
+        return self.fit_scales(batches, [(self.geometry, self)])[0]
+
+    @torch.no_grad()
+    def fit_scales(
+        self,
+        batches: Iterable[dict[str, torch.Tensor]],
+        targets: list[tuple[Geometry, Callable[[torch.Tensor], torch.Tensor]]],
+    ) -> list[float]:
+        """Closed-form least-squares output scale of each (geometry, embedding of tokens) pair:
+        argmin_a sum (a * d - ED / L)^2 over the batches' pairs. Sets and returns them.
 
         The forward passes run in the module's current mode (train mode at fit start, the mode
         the first steps see) but leave no trace: the encoder's buffers (BatchNorm running
-        statistics) are restored afterwards, so only the scale changes."""
+        statistics) are restored afterwards, so only the scales change."""
         saved = {name: buffer.clone() for name, buffer in self.encoder.named_buffers()}
-        num = den = 0.0
+        sums = torch.zeros(len(targets), 2, dtype=torch.float64, device=self.device)
+        for geometry, _ in targets:
+            geometry.log_scale.zero_()
         for batch in batches:
-            self.geometry.log_scale.zero_()
             tokens, pairs = batch["tokens"].to(self.device), batch["pairs"].to(self.device)
-            pred = self.pair_distances(tokens, pairs).double()
-            true = batch["edit_distance"].to(pred) / self.normaliser
-            num, den = num + float((pred * true).sum()), den + float((pred * pred).sum())
+            true = batch["edit_distance"].to(self.device).double() / self.normaliser
+            for row, (geometry, embed) in enumerate(targets):
+                out = embed(tokens)
+                pred = geometry(out[pairs[:, 0]], out[pairs[:, 1]]).double()
+                sums[row] += torch.stack([(pred * true).sum(), (pred * pred).sum()])
         for name, buffer in self.encoder.named_buffers():
             buffer.copy_(saved[name])
-        sums = torch.tensor([num, den], dtype=torch.float64, device=self.device)
-        if self._trainer is not None:  # DDP: every rank must end with the same scale
+        if self._trainer is not None:  # DDP: every rank must end with the same scales
             sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        num, den = float(sums[0]), float(sums[1])
-        scale = num / den if den > 0 else 1.0
-        self.geometry.log_scale.fill_(math.log(max(scale, 1e-12)))
-        return scale
+        scales = [num / den if den > 0 else 1.0 for num, den in sums.tolist()]
+        for (geometry, _), scale in zip(targets, scales, strict=True):
+            geometry.log_scale.fill_(math.log(max(scale, 1e-12)))
+        return scales
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the weights' digest, checked by ``checkpoint.load_module``."""
@@ -237,12 +274,19 @@ class DistanceEmbeddingModule(L.LightningModule):
         baseline (its only parameter), and as the starting value of a fresh run of a trainable
         encoder. At initialisation raw distances can be orders of magnitude off ED / L (Manhattan
         over 128 outputs of a linear map of 6,400 one-hot inputs gives ~20 for targets ~0.15), and
-        a learned log-scale at lr 1e-3 would need thousands of steps to close that gap."""
+        a learned log-scale at lr 1e-3 would need thousands of steps to close that gap. A fresh
+        run fits the scale of the coder's own features' distance too (the teacher's units)."""
         fresh = self.trainer.ckpt_path is None  # a resumed run keeps its trained scale
+        targets = []
         if not self.trainable_encoder or (fresh and self.geometry.log_scale.requires_grad):
+            targets.append((self.geometry, self))
+        features = self.hashing.features
+        if fresh and features is not None:  # the coder's teacher: its features' distance
+            targets.append((features.distance, features))
+        if targets:
             batches = 32 if not self.trainable_encoder else 8
             loader = self.trainer.datamodule.train_dataloader()
-            self.fit_scale(batch for i, batch in zip(range(batches), loader, strict=False))
+            self.fit_scales((b for _, b in zip(range(batches), loader, strict=False)), targets)
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
@@ -273,16 +317,47 @@ def schedule_length(factory: Callable[..., Any], steps: int) -> int:
     return steps
 
 
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[None]:
+    """``module`` in eval mode for the block, then back in the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+def token_batches(
+    module: DistanceEmbeddingModule, seqs: list[str], max_len: int, batch_size: int = 256
+) -> Iterator[torch.Tensor]:
+    """(B, max_len) tokens of cleaned sequences, ``batch_size`` at a time, on the module's
+    device."""
+    for i in range(0, len(seqs), batch_size):
+        yield encode(seqs[i : i + batch_size], max_len).to(module.device)
+
+
 @torch.no_grad()
 def embed_sequences(
     module: DistanceEmbeddingModule, seqs: list[str], max_len: int, batch_size: int = 256
 ) -> torch.Tensor:
-    """Embeddings (N, D) of cleaned sequences, in batches, in eval mode, on the module's device."""
-    was_training = module.training
-    module.eval()
-    out = [
-        module(encode(seqs[i : i + batch_size], max_len).to(module.device)).float().cpu()
-        for i in range(0, len(seqs), batch_size)
-    ]
-    module.train(was_training)
+    """Embeddings (N, D) of cleaned sequences, in batches, in eval mode."""
+    with evaluating(module):
+        out = [module(t).float().cpu() for t in token_batches(module, seqs, max_len, batch_size)]
     return torch.cat(out) if out else torch.zeros(0, module.encoder.embedding_dim)
+
+
+@torch.no_grad()
+def embed_and_code_sequences(
+    module: DistanceEmbeddingModule, seqs: list[str], max_len: int, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings (N, D) and code logits (N, bits) of cleaned sequences, whose signs are their
+    codes, in batches, in eval mode: one pass gives both."""
+    emb = [torch.zeros(0, module.encoder.embedding_dim)]
+    logits = [torch.zeros(0, module.hashing.bits)]
+    with evaluating(module):
+        for tokens in token_batches(module, seqs, max_len, batch_size):
+            batch = module(tokens)
+            emb.append(batch.float().cpu())
+            logits.append(module.code_logits(tokens, batch).float().cpu())
+    return torch.cat(emb), torch.cat(logits)

@@ -19,7 +19,7 @@ from neurohash.data.datamodule import EditDistanceDataModule
 from neurohash.files import write_json
 from neurohash.losses import MSEDistanceLoss
 from neurohash.models.encoders import KmerEncoder
-from neurohash.module import DistanceEmbeddingModule, embed_sequences
+from neurohash.module import DistanceEmbeddingModule, embed_and_code_sequences
 from neurohash.plots import plot_pred_vs_true
 from neurohash.slurm import resume_from, slurm_trainer_arguments
 
@@ -42,8 +42,8 @@ def kmer_baseline(datamodule: EditDistanceDataModule, cfg: DictConfig) -> dict[s
     )
     loader = datamodule.train_dataloader()
     module.fit_scale(batch for _, batch in zip(range(32), loader, strict=False))
-    emb = embed_sequences(module, datamodule.seqs["test"], datamodule.max_len)
-    metrics, _ = module.matrix_metrics(emb, datamodule.exact_distances("test"))
+    emb, code_logits = embed_and_code_sequences(module, datamodule.seqs["test"], datamodule.max_len)
+    metrics, _ = module.matrix_metrics(emb, code_logits, datamodule.exact_distances("test"))
     return metrics
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import lightning as L
@@ -15,7 +15,7 @@ from neurohash.data.edit_distance import cached_distance_matrix
 from neurohash.data.fasta import SequenceRecord
 from neurohash.data.kmers import nearest_relatives
 from neurohash.data.sources import load_records
-from neurohash.data.splits import Split
+from neurohash.data.splits import RandomSplit, Split
 from neurohash.data.triplets import (
     PairSampling,
     SequenceCollate,
@@ -68,6 +68,7 @@ class EditDistanceDataModule(L.LightningDataModule):
         self.split: Split | None = None
         self.seqs: dict[str, list[str]] = {}
         self.exact: dict[str, np.ndarray] = {}
+        self.banks: dict[int, list[str]] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.split is not None:
@@ -82,6 +83,30 @@ class EditDistanceDataModule(L.LightningDataModule):
             self.seqs[part] = [self.records[i].seq for i in index]
         log.info("split sizes: %s", {k: len(v) for k, v in self.seqs.items()})
         self.neighbours = nearest_relatives(self.seqs["train"], self.pairs.neighbours)
+
+    def bank_sequences(self, size: int) -> Sequence[str]:
+        """Up to ``size`` sequences for a coder's bank of neighbour lists (``hashing=neighbours``):
+        the training split, then records of the source outside this run's sample
+        (``outside_sample``), never a validation or test sequence. The codes must tell apart a
+        query's nearest among tens of thousands of relatives, and a bank of the default 4,800
+        training sequences finds far fewer of them (bench/codes.py: 0.39 of the exact top 10 by
+        Hamming alone, against 0.56 from a bank of 30,000). Only a random split reaches outside:
+        under a clade, cluster or group split a record outside the sample may be a relative of
+        a held-out one."""
+        train = self.seqs["train"]
+        if size <= len(train) or not isinstance(self.split_fn, RandomSplit):
+            return train
+        if size not in self.banks:  # filled again at every epoch of a trainable encoder
+            taken = set(train) | set(self.seqs["val"]) | set(self.seqs["test"])
+            extra = [rec.seq for rec in outside_sample(self.path, self.cleaning, size, self.seed)]
+            extra = [seq for seq in dict.fromkeys(extra) if seq not in taken]
+            self.banks[size] = list(train) + extra[: size - len(train)]
+            log.info(
+                "coder bank: %d training sequences, %d from outside the sample",
+                len(train),
+                len(self.banks[size]) - len(train),
+            )
+        return self.banks[size]
 
     def exact_distances(self, part: str) -> np.ndarray:
         """Exact edit-distance matrix of the val or test sequences (cached)."""
@@ -123,3 +148,9 @@ class EditDistanceDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.sequence_loader(self.seqs["test"])
+
+
+def outside_sample(path: str, cleaning: Cleaning, size: int, seed: int) -> list[SequenceRecord]:
+    """A second seeded sample of ``size`` records of the source (seed + 1), from which a coder's
+    bank draws beyond the run's own sample; benchmarks hold their queries out of it too."""
+    return load_records(path, cleaning, size, seed + 1)[0]

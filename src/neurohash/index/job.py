@@ -195,7 +195,7 @@ def hash_tokens(
             "embedding": np.zeros((0, dim), dtype=np.float16),
         }
     emb = model(tokens)
-    out = {"code": pack_codes(model.codes_of(emb))}  # the module's own definition
+    out = {"code": pack_codes(model.codes_of(tokens, emb))}  # the module's own definition
     if store_embeddings:
         out["embedding"] = emb.float().cpu().numpy().astype(np.float16)
     return out

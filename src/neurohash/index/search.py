@@ -655,10 +655,9 @@ def embed_queries(
     """Packed codes (N, bits / 8) of cleaned region sequences, and their embeddings and code
     logits as a ``Refiner`` (one forward pass gives all)."""
     from neurohash.hashing import pack_codes
-    from neurohash.module import embed_sequences
+    from neurohash.module import embed_and_code_sequences
 
-    emb = embed_sequences(module, list(seqs), max_len, batch_size)
-    logits = module.code_logits_of(emb.to(module.device)).cpu()
+    emb, logits = embed_and_code_sequences(module, list(seqs), max_len, batch_size)
     return pack_codes(logits > 0), Refiner(
         emb.numpy().astype(np.float32), logits.numpy().astype(np.float32), module
     )
