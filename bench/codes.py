@@ -108,8 +108,7 @@ def hamming(queries: np.ndarray, stored: np.ndarray) -> np.ndarray:
 
 def fitted(coder: HashCoder, stored: torch.Tensor) -> HashCoder:
     """A coder centred on the stored embeddings (and, for ITQ, fitted to them)."""
-    coder.centre.running_mean.copy_(stored.mean(0))
-    coder.centre.running_var.copy_(stored.var(0))
+    coder.fit_centre(stored)
     if isinstance(coder, ItqHash):
         coder.fit(stored)
     return coder.eval()

@@ -337,13 +337,15 @@ def test_workers_die_with_a_killed_predict(checkpoint: Path, shared_data: Path, 
     assert not orphans
 
 
-def test_embeddings_are_stored_by_default_only_when_narrow() -> None:
-    """store_embeddings=auto (the default) keeps a learned embedding, not a 7-mer profile."""
+def test_embeddings_are_stored_by_default_only_when_narrow_and_the_codes_read_them() -> None:
+    """store_embeddings=auto (the default) keeps a learned embedding its codes are made of, not a
+    7-mer profile nor one beside codes read from features of their own."""
     assert OmegaConf.load(ROOT / "conf" / "predict.yaml").store_embeddings == "auto"
-    assert stores_embeddings("auto", 128) and not stores_embeddings("auto", 4**7)
-    assert stores_embeddings(True, 4**7) and not stores_embeddings(False, 128)
+    assert stores_embeddings("auto", 128, False) and not stores_embeddings("auto", 4**7, False)
+    assert not stores_embeddings("auto", 128, True)
+    assert stores_embeddings(True, 4**7, True) and not stores_embeddings(False, 128, False)
     with pytest.raises(PredictError, match="store_embeddings=sometimes: expected true, false"):
-        stores_embeddings("sometimes", 128)
+        stores_embeddings("sometimes", 128, False)
 
 
 def test_missing_input(checkpoint: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ every sequence.
   each row, sharp enough to care about the nearest few) into the relaxed Hamming distances. The
   distance fit of ``LearnedHash`` stays, lighter, so Hamming distances still convert to edits.
 - ``NeighbourHash``: the learned head distilled from the model's own neighbour lists over a bank
-  of training embeddings (up to 30,000), not over one batch: a batch of a few dozen sequences
+  of training sequences (up to 30,000), not over one batch: a batch of a few dozen sequences
   holds almost none of a sequence's nearest relatives among thousands, which are what a search
   must tell apart. Each step draws anchors from the bank with their nearest relatives (by the
   model's float distance) and random others, and fits the softmax of the relaxed Hamming
@@ -98,6 +98,13 @@ class HashCoder(nn.Module):
 
     def codes(self, emb: torch.Tensor) -> torch.Tensor:
         return self.logits(emb) > 0
+
+    @torch.no_grad()
+    def fit_centre(self, emb: torch.Tensor) -> None:
+        """Centre and whiten on (N, D) inputs as the coder reads them: their mean and variance,
+        for a coder that never trained (a baseline scored on the sequences it compares)."""
+        self.centre.running_mean.copy_(emb.mean(0))
+        self.centre.running_var.copy_(emb.var(0, unbiased=False))
 
     def loss(
         self,
