@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -15,7 +16,13 @@ import pytest
 import torch
 from rapidfuzz.distance import Levenshtein
 
-from neurohash.checkpoint import WEIGHTS_DIGEST, load_module, model_fingerprint, weights_sha256
+from neurohash.checkpoint import (
+    WEIGHTS_DIGEST,
+    build_module,
+    load_module,
+    model_fingerprint,
+    weights_sha256,
+)
 from neurohash.cli import main
 from neurohash.data.fasta import SequenceRecord, iter_records, reverse_complement
 from neurohash.data.regions import sample_regions
@@ -31,6 +38,7 @@ from neurohash.index.search import (
     tile_step,
 )
 from neurohash.index.segment import quantise
+from neurohash.module import code_inputs
 from tests.helpers import INFLUENZA_FILE
 from tests.test_database import synthetic_rows, write_shards
 
@@ -335,6 +343,60 @@ def test_a_database_without_embeddings_refines_by_the_query_codes(
     query_seqs = [rec.seq for rec in reads[:5] + reads[N_DB : N_DB + 5]]
     _, refiner = embed_queries(module, query_seqs, MAX_LEN)
     dist = weighted_by_hand(refiner.logits, stored_codes) * Database.open(lean).edits_per_bit
+    row_of = {rec.id: i for i, rec in enumerate(reads[:N_DB])}
+    for q in range(10):
+        got = rows[3 * q : 3 * q + 3]
+        expected = np.sort(dist[q])[:3]
+        assert [float(row[5]) for row in got] == pytest.approx(expected, abs=0.006)
+        assert [dist[q, row_of[row[1]]] for row in got] == pytest.approx(expected)
+
+
+@pytest.fixture(scope="module")
+def feature_checkpoint(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with a coder that reads positional 3-mer profiles of its own, their cosine
+    scaled by 0.5."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    config = ckpt["hyper_parameters"]["config"]
+    config["hashing"]["features"] = {
+        "_target_": "neurohash.hashing.Features",
+        "encoder": {
+            "_target_": "neurohash.models.encoders.KmerEncoder",
+            "max_len": MAX_LEN,
+            "k": 3,
+            "segments": 2,
+        },
+        "distance": {"_target_": "neurohash.models.geometry.Cosine", "learn_scale": False},
+    }
+    module = build_module(config, MAX_LEN)
+    model = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("hashing.")}
+    module.load_state_dict(model, strict=False)
+    module.hashing.features.distance.log_scale.data.fill_(math.log(0.5))
+    ckpt["state_dict"] = module.state_dict()
+    ckpt[WEIGHTS_DIGEST] = weights_sha256(ckpt["state_dict"])
+    path = tmp_path_factory.mktemp("features") / "features.ckpt"
+    torch.save(ckpt, path)
+    return path
+
+
+def test_a_database_of_codes_alone_refines_by_the_coders_own_features(
+    feature_checkpoint: Path, reads: list, queries: Path, tmp_path: Path, capsys
+) -> None:
+    """Codes read from features of their own, no embeddings stored: `search --refine` keeps the
+    nearest stored reads by the features' distance, computed from the stored sequences, in
+    edits (ED / L x L)."""
+    shards = coded_shards(feature_checkpoint, reads[:N_DB], tmp_path / "shards")
+    db = tmp_path / "db"
+    build = ["index", str(shards), "-o", str(db), "--ckpt", str(feature_checkpoint)]
+    assert main([*build, "--no-embeddings"]) == 0
+    capsys.readouterr()
+    args = ["search", str(db), str(queries), "-k", "3", "--refine", "100", "--strand", "plus"]
+    assert main(args) == 0
+    _, rows = parse_tsv(capsys.readouterr().out)
+    module = load_module(feature_checkpoint)
+    stored = code_inputs(module, [rec.seq for rec in reads[:N_DB]], MAX_LEN)
+    query = code_inputs(module, [rec.seq for rec in reads[:5] + reads[N_DB : N_DB + 5]], MAX_LEN)
+    with torch.no_grad():
+        dist = module.code_distance(query, stored).double().numpy() * MAX_LEN
     row_of = {rec.id: i for i, rec in enumerate(reads[:N_DB])}
     for q in range(10):
         got = rows[3 * q : 3 * q + 3]

@@ -232,7 +232,8 @@ def add_index(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-embeddings",
         action="store_true",
-        help="leave the shards' embeddings out (smaller; --refine then weighs the codes)",
+        help="leave the shards' embeddings out (smaller; --refine then reads the codes' own "
+        "features of the stored sequences, or weighs the codes)",
     )
     add_build_options(parser, output_required=False)
     parser.set_defaults(func=run_index)
@@ -374,8 +375,10 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
         metavar="F",
         type=factor_at_least_one,
         help="shortlist F times more targets by Hamming distance and keep the best by the "
-        "model's float distance (databases with embeddings) or by the Hamming distance weighted "
-        "by how sure each query bit is (codes only); default 5; 1 = Hamming only",
+        "model's float distance (databases with embeddings), by the distance of the codes' own "
+        "features of the stored sequences (the default model's: positional 5-mer profiles), or "
+        "by the Hamming distance weighted by how sure each query bit is (codes only); default 5; "
+        "1 = Hamming only",
     )
     parser.add_argument("--ckpt", metavar="CKPT", help="refuse any model but this checkpoint")
     parser.add_argument("-o", "--output", metavar="HITS.tsv", help="output file (default stdout)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -149,9 +149,7 @@ class DistanceEmbeddingModule(L.LightningModule):
         rng = np.random.default_rng(self.trainer.datamodule.seed)
         pick = np.sort(rng.permutation(len(seqs))[: coder.bank_size])
         chosen = [seqs[i] for i in pick]
-        with torch.no_grad(), evaluating(self):  # the bank is data: no graph into the model
-            batches = token_batches(self, chosen, self.normaliser)
-            code_input = torch.cat([self.code_input(tokens) for tokens in batches])
+        code_input = code_inputs(self, chosen, self.normaliser).to(self.device)
         coder.fill_bank(code_input, self.code_distance)
         if coder.exact_lists:
             lists = coder.lists.numpy()
@@ -329,7 +327,7 @@ def evaluating(module: nn.Module) -> Iterator[None]:
 
 
 def token_batches(
-    module: DistanceEmbeddingModule, seqs: list[str], max_len: int, batch_size: int = 256
+    module: DistanceEmbeddingModule, seqs: Sequence[str], max_len: int, batch_size: int = 256
 ) -> Iterator[torch.Tensor]:
     """(B, max_len) tokens of cleaned sequences, ``batch_size`` at a time, on the module's
     device."""
@@ -345,6 +343,18 @@ def embed_sequences(
     with evaluating(module):
         out = [module(t).float().cpu() for t in token_batches(module, seqs, max_len, batch_size)]
     return torch.cat(out) if out else torch.zeros(0, module.encoder.embedding_dim)
+
+
+@torch.no_grad()
+def code_inputs(
+    module: DistanceEmbeddingModule, seqs: Sequence[str], max_len: int, batch_size: int = 256
+) -> torch.Tensor:
+    """(N, F) float32 inputs of the coder (``code_input``) of cleaned sequences, in batches, in
+    eval mode: its own features, or the model's embeddings mapped into the geometry."""
+    with evaluating(module):
+        batches = token_batches(module, seqs, max_len, batch_size)
+        out = [module.code_input(tokens).float().cpu() for tokens in batches]
+    return torch.cat(out) if out else torch.zeros(0, module.hashing.input_dim)
 
 
 @torch.no_grad()

@@ -11,9 +11,11 @@ A query (one or more regions, each with a code) is answered in up to four steps:
    than wanted, FAISS is asked again for more;
 3. with a ``Refiner`` (the query's embeddings and code logits), ``refine_factor`` times more
    Hamming candidates are collected and re-ranked (FAISS's "refine" pattern): by the model's
-   own float distance where the database stores region embeddings, otherwise by the
-   query-weighted Hamming distance to the stored codes (``Refiner.code_estimates``: bits the
-   query is unsure of count less), so a database of codes alone gains from it too;
+   own float distance where the database stores region embeddings; where it does not, by the
+   distance of the coder's own features (the default's positional 5-mer profiles), computed
+   from the stored sequences (``Refiner.feature_estimates``); otherwise by the query-weighted
+   Hamming distance to the stored codes (``Refiner.code_estimates``: bits the query is unsure
+   of count less), so a database of codes alone gains from it too;
 4. with ``rerank``, ``candidates_factor * k`` candidate targets are re-ranked by the exact edit
    distance between the query's and the candidates' region sequences (per query region at most
    as many stored regions as targets wanted, the nearest reached: a genome's thousands of
@@ -28,10 +30,10 @@ strand of the query region that decided it, as BLAST and minimap2 do. Databases 
 canonical anchors (``neurohash.data.regions``) cut a query from either strand where they cut the
 stored sequence.
 
-``est_distance`` is the model's estimate of the edit distance: its float distance times the
-normaliser after refining by embeddings, otherwise the (query-weighted, once refined by codes)
-Hamming distance times the model's learned scale (``edits_per_bit``, recorded when the database
-was built), or the raw one without it.
+``est_distance`` is the model's estimate of the edit distance: its float distance (or its
+coder's features' distance) times the normaliser after refining by them, otherwise the
+(query-weighted, once refined by codes) Hamming distance times the model's learned scale
+(``edits_per_bit``, recorded when the database was built), or the raw one without it.
 """
 
 from __future__ import annotations
@@ -239,18 +241,49 @@ def complete_ties(
 @dataclass(frozen=True)
 class Refiner:
     """What refining needs: the query regions' embeddings, their code logits (signs: the query
-    codes; magnitudes: how sure each bit is) and the model that made them."""
+    codes; magnitudes: how sure each bit is), the model that made them and, for a coder with
+    features of its own (``neurohash.hashing.Features``), the query regions' features."""
 
     embeddings: np.ndarray  # (R, D) float32, one row per query region
     logits: np.ndarray  # (R, bits) float32
     model: DistanceEmbeddingModule
+    features: np.ndarray | None = None  # (R, F) float32, as the coder reads them
 
     def estimates(self, db: Database, rows: np.ndarray, postings: np.ndarray) -> np.ndarray:
         """Estimated edit distances of (query row, posting) pairs: by the stored embeddings
-        where the database has them, otherwise by its codes (``code_estimates``)."""
+        where the database has them, else by the coder's features of the stored sequences
+        where it has those and features (``feature_estimates``), else by its codes
+        (``code_estimates``)."""
         if db.has_embeddings:
             return self.float_estimates(db, rows, postings)
+        if self.features is not None and db.has_sequences:
+            return self.feature_estimates(db, rows, postings)
         return self.code_estimates(db, rows, postings)
+
+    def feature_estimates(self, db: Database, rows: np.ndarray, postings: np.ndarray) -> np.ndarray:
+        """The coder's features' distance (fitted to ED / L) x normaliser of each pair, the
+        stored regions' features computed from their stored sequences, one query region at a
+        time: the codes were distilled from these distances, which rank a query's nearest
+        better than any 256 bits (positional 5-mer profiles, 20,000 stored 16S sequences:
+        0.740 of the exact top 10 against 0.549 by Hamming alone; README), at no bytes on
+        disk."""
+        import torch
+
+        from neurohash.data.tokens import encode
+
+        features, max_len = self.model.hashing.features, int(self.model.normaliser)
+        device = self.model.device
+        order = np.argsort(rows, kind="stable")
+        groups = np.split(order, np.flatnonzero(np.diff(rows[order])) + 1)
+        estimates = np.empty(len(rows), dtype=np.float64)
+        with torch.no_grad():
+            for group in groups:
+                query = torch.from_numpy(self.features[rows[group[:1]]]).to(device)
+                tokens = encode(db.region_sequences(postings[group]), max_len).to(device)
+                stored = features.distance.project(features(tokens))
+                dist = features.distance.pairwise_projected(query, stored)[0]
+                estimates[group] = dist.cpu().double().numpy()
+        return estimates * float(self.model.normaliser)
 
     def float_estimates(self, db: Database, rows: np.ndarray, postings: np.ndarray) -> np.ndarray:
         """Float distance x normaliser of each pair.
@@ -655,11 +688,14 @@ def embed_queries(
     """Packed codes (N, bits / 8) of cleaned region sequences, and their embeddings and code
     logits as a ``Refiner`` (one forward pass gives all)."""
     from neurohash.hashing import pack_codes
-    from neurohash.module import embed_and_code_sequences
+    from neurohash.module import code_inputs, embed_and_code_sequences
 
     emb, logits = embed_and_code_sequences(module, list(seqs), max_len, batch_size)
+    features = None
+    if module.hashing.features is not None:
+        features = code_inputs(module, list(seqs), max_len, batch_size).numpy()
     return pack_codes(logits > 0), Refiner(
-        emb.numpy().astype(np.float32), logits.numpy().astype(np.float32), module
+        emb.numpy().astype(np.float32), logits.numpy().astype(np.float32), module, features
     )
 
 
