@@ -12,7 +12,8 @@ top C holds, per model, coder and bit length, beside the float embedding and k-m
    relevant set is its top 10, ties at the 10th distance counted.
 3. For each model: its own codes (the coder it was trained with), by Hamming distance and by the
    query-weighted Hamming distance that ``neurohash search`` refines with when a database stores
-   no embeddings (``neurohash.hashing.weighted_hamming``), and from its float embedding
+   no embeddings and the coder no features of its own (``neurohash.hashing.weighted_hamming``),
+   and from its float embedding
    SimHash (``hashing=sign``) and ITQ (``hashing=itq``, fitted on the stored embeddings) at each
    bit length; the float embedding itself. Without a model: 5-mer profile cosine and 1-bit
    MinHash of 11-mer sets packed into the same bit lengths.
@@ -21,8 +22,10 @@ top C holds, per model, coder and bit length, beside the float embedding and k-m
    the Hamming top 100, no embeddings stored.
 5. With ``--cli``, each model's database is built and searched by the user's commands:
    ``predict.py store_embeddings=false`` -> ``neurohash index`` -> ``neurohash search --rerank
-   --candidates 100`` (by default the Hamming top 500 refined to 100 by the query-weighted
-   distance, then re-ranked exactly); its recall@10 and bytes per region (codes + postings).
+   --candidates 100`` (by default the Hamming top 500 refined to 100, by the distance of the
+   coder's own features of the stored sequences where it has them, else by the query-weighted
+   Hamming distance, then re-ranked exactly); its recall@10 and bytes per region (codes +
+   postings).
 """
 
 from __future__ import annotations

@@ -33,11 +33,13 @@ from neurohash.index.search import (
     Refiner,
     embed_queries,
     infix_rows,
+    pair_distances,
     query_regions,
     search,
     tile_step,
 )
 from neurohash.index.segment import quantise
+from neurohash.models.geometry import Cosine
 from neurohash.module import code_inputs
 from tests.helpers import INFLUENZA_FILE
 from tests.test_database import synthetic_rows, write_shards
@@ -403,6 +405,22 @@ def test_a_database_of_codes_alone_refines_by_the_coders_own_features(
         expected = np.sort(dist[q])[:3]
         assert [float(row[5]) for row in got] == pytest.approx(expected, abs=0.006)
         assert [dist[q, row_of[row[1]]] for row in got] == pytest.approx(expected)
+
+
+def test_pair_distances_by_matrix_or_pair_by_pair_agree() -> None:
+    """Pairs that fill little of the (queries x stored) matrix are taken one by one (in blocks);
+    both ways give the geometry's distance of each pair."""
+    gen = torch.Generator().manual_seed(0)
+    queries, stored = torch.rand(6, 32, generator=gen), torch.rand(1000, 32, generator=gen)
+    distance = Cosine(init_scale=0.5)
+    rows = np.array([0, 0, 3, 5, 5, 5, 2])
+    columns = torch.tensor([1, 7, 7, 0, 999, 12, 3])
+    with torch.no_grad():
+        want = distance.pairwise(queries, stored)[torch.from_numpy(rows), columns].double()
+        sparse = pair_distances(distance, queries, rows, stored, columns, block=2)
+        dense = pair_distances(distance, queries, np.tile(rows, 40), stored, columns.repeat(40))
+    assert sparse == pytest.approx(want.numpy(), rel=1e-5)
+    assert dense == pytest.approx(np.tile(want.numpy(), 40), rel=1e-5)
 
 
 def test_queries_from_stdin(db_dir: Path, queries: Path, monkeypatch, capsys) -> None:
