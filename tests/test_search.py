@@ -326,6 +326,17 @@ def test_refining_by_codes_orders_by_the_query_weighted_hamming(
     ]
 
 
+def assert_three_nearest(rows: list[list[str]], dist: np.ndarray, stored: list) -> None:
+    """The TSV's 3 hits of each of the 10 queries are its 3 nearest stored reads by ``dist``
+    (queries x stored, in edits), with those distances as ``est_distance``."""
+    row_of = {rec.id: i for i, rec in enumerate(stored)}
+    for q in range(10):
+        got = rows[3 * q : 3 * q + 3]
+        expected = np.sort(dist[q])[:3]
+        assert [float(row[5]) for row in got] == pytest.approx(expected, abs=0.006)
+        assert [dist[q, row_of[row[1]]] for row in got] == pytest.approx(expected)
+
+
 def test_a_database_without_embeddings_refines_by_the_query_codes(
     shards: Path, queries: Path, reads: list, checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
@@ -345,12 +356,7 @@ def test_a_database_without_embeddings_refines_by_the_query_codes(
     query_seqs = [rec.seq for rec in reads[:5] + reads[N_DB : N_DB + 5]]
     _, refiner = embed_queries(module, query_seqs, MAX_LEN)
     dist = weighted_by_hand(refiner.logits, stored_codes) * Database.open(lean).edits_per_bit
-    row_of = {rec.id: i for i, rec in enumerate(reads[:N_DB])}
-    for q in range(10):
-        got = rows[3 * q : 3 * q + 3]
-        expected = np.sort(dist[q])[:3]
-        assert [float(row[5]) for row in got] == pytest.approx(expected, abs=0.006)
-        assert [dist[q, row_of[row[1]]] for row in got] == pytest.approx(expected)
+    assert_three_nearest(rows, dist, reads[:N_DB])
 
 
 @pytest.fixture(scope="module")
@@ -399,12 +405,7 @@ def test_a_database_of_codes_alone_refines_by_the_coders_own_features(
     query = code_inputs(module, [rec.seq for rec in reads[:5] + reads[N_DB : N_DB + 5]], MAX_LEN)
     with torch.no_grad():
         dist = module.code_distance(query, stored).double().numpy() * MAX_LEN
-    row_of = {rec.id: i for i, rec in enumerate(reads[:N_DB])}
-    for q in range(10):
-        got = rows[3 * q : 3 * q + 3]
-        expected = np.sort(dist[q])[:3]
-        assert [float(row[5]) for row in got] == pytest.approx(expected, abs=0.006)
-        assert [dist[q, row_of[row[1]]] for row in got] == pytest.approx(expected)
+    assert_three_nearest(rows, dist, reads[:N_DB])
 
 
 def test_pair_distances_by_matrix_or_pair_by_pair_agree() -> None:
