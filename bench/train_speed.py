@@ -79,6 +79,9 @@ def overrides(args: argparse.Namespace, work: Path) -> list[str]:
         "data.max_len=152",
         "data.cleaning.min_len=100",
         f"data.max_seqs={args.seqs}",
+        # the coder's bank no larger than the sample: topping it up to 30,000 sequences from
+        # outside it is a fixed cost before the first step (minutes on a CPU), not a speed
+        f"hashing.bank={args.seqs}",
         f"data.eval_size={args.eval_size}",
         f"data.num_workers={args.workers}",
         f"data.batch_size={args.batch_size}",
