@@ -123,6 +123,7 @@ def training_job(
         f"data.path={v4_small}",
         "data.max_len=152",
         "data.max_seqs=300",
+        "hashing.bank=300",  # the neighbour head's bank within the sample: no top-up from outside
         "data.eval_size=40",
         "data.batch_size=16",
         "data.num_workers=0",  # a worker forked beside gloo's threads once hung (1 run in ~15)
