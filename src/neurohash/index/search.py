@@ -341,13 +341,14 @@ def pair_distances(
     so that neither a sparse matrix nor a (pairs, D) gather is ever built whole."""
     import torch
 
+    device = queries.device
     asked, row_of = np.unique(rows, return_inverse=True)
     if len(asked) * len(stored) <= MATRIX_FILL * len(rows):
-        matrix = distance.pairwise_projected(queries[torch.from_numpy(asked)], stored)
-        return matrix[torch.from_numpy(row_of), columns].cpu().double().numpy()
+        matrix = distance.pairwise_projected(queries[torch.from_numpy(asked).to(device)], stored)
+        return matrix[torch.from_numpy(row_of).to(device), columns].cpu().double().numpy()
     out = np.empty(len(rows), dtype=np.float64)
     for a in range(0, len(rows), block):
-        u = queries[torch.from_numpy(rows[a : a + block])]
+        u = queries[torch.from_numpy(rows[a : a + block]).to(device)]
         v = stored[columns[a : a + block]]
         out[a : a + len(u)] = (distance.scale * distance.raw(u, v)).cpu().double().numpy()
     return out
