@@ -358,6 +358,19 @@ def code_inputs(
 
 
 @torch.no_grad()
+def coded_batches(
+    module: DistanceEmbeddingModule, seqs: Sequence[str], max_len: int, batch_size: int = 256
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(embeddings, coder inputs, code logits) of each batch of cleaned sequences, float32 on
+    the CPU, in eval mode: one pass over the tokens gives all three."""
+    with evaluating(module):
+        for tokens in token_batches(module, seqs, max_len, batch_size):
+            emb = module(tokens)
+            code_input = module.code_input(tokens, emb)
+            logits = module.hashing.logits(code_input)
+            yield emb.float().cpu(), code_input.float().cpu(), logits.float().cpu()
+
+
 def embed_and_code_sequences(
     module: DistanceEmbeddingModule, seqs: list[str], max_len: int, batch_size: int = 256
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -365,9 +378,7 @@ def embed_and_code_sequences(
     codes, in batches, in eval mode: one pass gives both."""
     emb = [torch.zeros(0, module.encoder.embedding_dim)]
     logits = [torch.zeros(0, module.hashing.bits)]
-    with evaluating(module):
-        for tokens in token_batches(module, seqs, max_len, batch_size):
-            batch = module(tokens)
-            emb.append(batch.float().cpu())
-            logits.append(module.code_logits(tokens, batch).float().cpu())
+    for batch, _, batch_logits in coded_batches(module, seqs, max_len, batch_size):
+        emb.append(batch)
+        logits.append(batch_logits)
     return torch.cat(emb), torch.cat(logits)

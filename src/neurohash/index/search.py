@@ -723,16 +723,20 @@ def embed_queries(
 ) -> tuple[np.ndarray, Refiner]:
     """Packed codes (N, bits / 8) of cleaned region sequences, and their embeddings and code
     logits as a ``Refiner`` (one forward pass gives all)."""
-    from neurohash.hashing import pack_codes
-    from neurohash.module import code_inputs, embed_and_code_sequences
+    import torch
 
-    emb, logits = embed_and_code_sequences(module, list(seqs), max_len, batch_size)
-    features = None
-    if module.hashing.features is not None:
-        features = code_inputs(module, list(seqs), max_len, batch_size).numpy()
-    return pack_codes(logits > 0), Refiner(
-        emb.numpy().astype(np.float32), logits.numpy().astype(np.float32), module, features
-    )
+    from neurohash.hashing import pack_codes
+    from neurohash.module import coded_batches
+
+    own_features = module.hashing.features is not None
+    widths = (module.encoder.embedding_dim, module.hashing.input_dim, module.hashing.bits)
+    parts: list[list[torch.Tensor]] = [[torch.zeros(0, width)] for width in widths]
+    for batch in coded_batches(module, list(seqs), max_len, batch_size):
+        for part, tensor in zip(parts, batch, strict=True):
+            part.append(tensor)
+    emb, code_input, logits = (torch.cat(part).numpy() for part in parts)
+    features = code_input if own_features else None  # (the embedding itself otherwise)
+    return pack_codes(torch.from_numpy(logits) > 0), Refiner(emb, logits, module, features)
 
 
 def query_model(
