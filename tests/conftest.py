@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,36 @@ from neurohash.data.cleaning import Cleaning
 from neurohash.data.fasta import SequenceRecord
 from neurohash.data.sources import load_records
 from tests.helpers import SHARED_DATA, TINY_MAX_LEN, V4_FILE, compose_train
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Parallel workers (pytest-xdist) share the cores: each worker, and the commands it runs
+    (train.py, predict.py, neurohash), takes its part of them rather than all of them, which
+    only contend (torch's threads spin while they wait)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
+# the longest files (about 270, 230, 130 and 80 s alone on 2 cores), then the others with slow
+# tests: pytest-xdist hands out whole files in collection order, and a long one handed out last
+# keeps one worker busy after the other has finished
+LONGEST_FILES = ("test_bench_speed.py", "test_train.py", "test_slurm.py", "test_spark.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first (``LONGEST_FILES``), then files with slow tests, then the rest; the
+    order within a file stays."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        name = item.path.name
+        longest = LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
+        return longest, item.path not in slow_files
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
