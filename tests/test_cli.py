@@ -24,7 +24,7 @@ RFAM = DATA / "rfam_5_8s_rrna.fasta.gz"
 INFLUENZA = DATA / "influenza_a_segments.fasta.gz"
 SCRIPT = ROOT / ".venv" / "bin" / "neurohash"
 MAX_LEN = 160
-METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
+METRICS = ("rmse_pct", "rmse_pct_nearest", "mae", "spearman", "top1", "top5", "top10")
 
 
 def run_cli(*args: str | Path, script: Path | None = None) -> subprocess.CompletedProcess[str]:

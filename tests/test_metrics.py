@@ -107,9 +107,12 @@ def test_distance_metrics_hand_computed() -> None:
     pred[0, 1] = pred[1, 0] = 0.3  # true 0.2
     pred[1, 3] = pred[3, 1] = 0.7  # true 0.2
     out = distance_metrics(pred, exact, normaliser=10.0)
-    assert set(out) == {"rmse_pct", "mae", "spearman", "top1", "top5", "top10"}
+    assert set(out) == {"rmse_pct", "rmse_pct_nearest", "mae", "spearman", "top1", "top5", "top10"}
     # upper-triangle pairs: errors 0.1 and 0.5 among 6 pairs
     assert out["rmse_pct"] == pytest.approx(100 * math.sqrt((0.01 + 0.25) / 6))
+    # nearest: 0 -> 1, 1 -> 0 (tied with 3: the first), 2 -> 0, 3 -> 1; pairs (0, 1), (0, 2),
+    # (1, 3) with errors 0.1, 0 and 0.5
+    assert out["rmse_pct_nearest"] == pytest.approx(100 * math.sqrt((0.01 + 0.25) / 3))
     assert out["mae"] == pytest.approx((1 + 5) / 6)
     # ranks pred [1, 2, 3.5, 3.5, 5, 6] vs true [1.5, 3, 4.5, 4.5, 1.5, 6]
     assert out["spearman"] == pytest.approx(9 / math.sqrt(17 * 16.5))

@@ -146,6 +146,7 @@ def print_table(report: dict[str, Any]) -> None:
         ("normaliser L", str(report["normaliser"])),
         None,
         ("%RMSE", fmt(report["rmse_pct"], ".3f")),
+        ("%RMSE, nearest pairs", fmt(report["rmse_pct_nearest"], ".3f")),
         ("MAE (edits)", fmt(report["mae"], ".3f")),
         ("Spearman", fmt(report["spearman"], ".4f")),
         *((f"top-{k} (%)", fmt(pct(report[f"top{k}"]), ".1f")) for k in (1, 5, 10)),

@@ -22,7 +22,7 @@ from neurohash.data.sources import load_records
 from neurohash.metrics import MIN_PAIRS
 from neurohash.module import DistanceEmbeddingModule, embed_and_code_sequences
 
-METRICS = ("rmse_pct", "mae", "spearman", "top1", "top5", "top10")
+METRICS = ("rmse_pct", "rmse_pct_nearest", "mae", "spearman", "top1", "top5", "top10")
 DROP_REASONS = ("ambiguous", "too_short", "too_long", "duplicate", "empty")
 
 
