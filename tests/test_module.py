@@ -4,17 +4,21 @@ its coder reads."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from neurohash.hashing import Features, LearnedHash
 from neurohash.losses import MSEDistanceLoss
 from neurohash.models.encoders import KmerEncoder
 from neurohash.models.encoders.linear import LinearEncoder
 from neurohash.models.geometry import Cosine, Euclidean
-from neurohash.module import DistanceEmbeddingModule
+from neurohash.module import FAST_DEV_BANK, DistanceEmbeddingModule
+from neurohash.train import build_training_module
+from tests.helpers import compose_train, v4_cpu_run
 
 MAX_LEN, DIM, L = 12, 4, 10
 
@@ -84,3 +88,16 @@ def test_a_coder_with_features_of_its_own_reads_the_tokens_not_the_embedding() -
     batch = {"tokens": tokens, "pairs": pairs, "edit_distance": 0.21 * raw * L}
     assert model.fit_scales([batch], [(features.distance, features)]) == [pytest.approx(0.21)]
     assert features.distance.scale.item() == pytest.approx(0.21, rel=1e-5)
+
+
+def test_a_fast_dev_run_fills_a_small_bank(v4_small: Path, tmp_path: Path, one_thread: None):
+    """``debug=fdr`` checks the default neighbour coder on ``FAST_DEV_BANK`` sequences, not on
+    its 30,000 (minutes on Greengenes before the one batch)."""
+    overrides = [*v4_cpu_run(v4_small, tmp_path / "cache"), "model=linear", "debug=fdr"]
+    cfg = compose_train(tmp_path, *overrides, "logger=none")
+    assert cfg.hashing.bank > FAST_DEV_BANK
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    module = build_training_module(cfg)
+    instantiate(cfg.trainer, logger=False).fit(module, datamodule=datamodule)
+    assert len(module.hashing.bank) == FAST_DEV_BANK

@@ -19,6 +19,8 @@ from neurohash.metrics import distance_metrics, hamming_metrics
 from neurohash.models.encoders.base import Encoder
 from neurohash.models.geometry import Geometry
 
+FAST_DEV_BANK = 256  # a coder's bank under fast_dev_run: enough lists for one step's draw
+
 
 class DistanceEmbeddingModule(L.LightningModule):
     """Learns embeddings whose ``geometry`` distance approximates ED / ``normaliser``.
@@ -143,11 +145,14 @@ class DistanceEmbeddingModule(L.LightningModule):
     def fill_bank(self) -> None:
         """The coder's bank: a seeded sample of the datamodule's ``bank_sequences`` as the coder
         reads them (``code_input``), by the model as it is now. Under ``exact_lists`` each one's
-        neighbour list is aligned to it (exact edit distances)."""
+        neighbour list is aligned to it (exact edit distances). A fast dev run (``debug=fdr``)
+        checks the code path on a bank of ``FAST_DEV_BANK``: the default's 30,000 Greengenes
+        sequences took minutes before its one batch."""
         coder = self.hashing
-        seqs = self.trainer.datamodule.bank_sequences(coder.bank_size)
+        size = min(coder.bank_size, FAST_DEV_BANK) if self.trainer.fast_dev_run else coder.bank_size
+        seqs = self.trainer.datamodule.bank_sequences(size)
         rng = np.random.default_rng(self.trainer.datamodule.seed)
-        pick = np.sort(rng.permutation(len(seqs))[: coder.bank_size])
+        pick = np.sort(rng.permutation(len(seqs))[:size])
         chosen = [seqs[i] for i in pick]
         code_input = code_inputs(self, chosen, self.normaliser).to(self.device)
         coder.fill_bank(code_input, self.code_distance)
