@@ -188,7 +188,7 @@ def hash_method(
     rows."""
 
     def method(queries: list[str]) -> list[list[int]]:
-        codes, refiner = embed_queries(module, queries, max_len)
+        codes, refiner = embed_queries(module, queries, max_len, embed=db.has_embeddings)
         hits = search(db, codes, k, query_seqs=queries, refiner=refiner, **options)
         return [rows[[h.target for h in per_query]].tolist() for per_query in hits]
 

@@ -408,6 +408,21 @@ def test_a_database_of_codes_alone_refines_by_the_coders_own_features(
     assert_three_nearest(rows, dist, reads[:N_DB])
 
 
+def test_queries_skip_the_encoder_where_no_embedding_is_compared(
+    feature_checkpoint: Path, reads: list
+) -> None:
+    """Codes read from features of their own, against a database without embeddings: the
+    queries' codes and features come without the encoder's forward pass, and are the same."""
+    module = load_module(feature_checkpoint)
+    seqs = [rec.seq for rec in reads[:8]]
+    codes, refiner = embed_queries(module, seqs, MAX_LEN)
+    calls: list[int] = []
+    module.encoder.register_forward_hook(lambda *_: calls.append(1))
+    lean_codes, lean = embed_queries(module, seqs, MAX_LEN, embed=False)
+    assert not calls and lean.embeddings.shape == (8, 0) and refiner.embeddings.shape[0] == 8
+    assert np.array_equal(lean_codes, codes) and np.allclose(lean.features, refiner.features)
+
+
 def test_pair_distances_by_matrix_or_pair_by_pair_agree() -> None:
     """Pairs that fill little of the (queries x stored) matrix are taken one by one (in blocks);
     both ways give the geometry's distance of each pair."""

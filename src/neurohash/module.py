@@ -364,14 +364,21 @@ def code_inputs(
 
 @torch.no_grad()
 def coded_batches(
-    module: DistanceEmbeddingModule, seqs: Sequence[str], max_len: int, batch_size: int = 256
+    module: DistanceEmbeddingModule,
+    seqs: Sequence[str],
+    max_len: int,
+    batch_size: int = 256,
+    embed: bool = True,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(embeddings, coder inputs, code logits) of each batch of cleaned sequences, float32 on
-    the CPU, in eval mode: one pass over the tokens gives all three."""
+    the CPU, in eval mode: one pass over the tokens gives all three. With ``embed=False`` a coder
+    with features of its own (``code_input``) gives codes without the encoder's forward pass,
+    and the embeddings are (B, 0)."""
+    skip = not embed and module.hashing.features is not None
     with evaluating(module):
         for tokens in token_batches(module, seqs, max_len, batch_size):
-            emb = module(tokens)
-            code_input = module.code_input(tokens, emb)
+            emb = torch.zeros(len(tokens), 0) if skip else module(tokens)
+            code_input = module.code_input(tokens, None if skip else emb)
             logits = module.hashing.logits(code_input)
             yield emb.float().cpu(), code_input.float().cpu(), logits.float().cpu()
 

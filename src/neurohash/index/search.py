@@ -719,19 +719,25 @@ def tile_step(step: int | str | None, window: int, length: int) -> int | None:
 
 
 def embed_queries(
-    module: DistanceEmbeddingModule, seqs: Sequence[str], max_len: int, batch_size: int = 256
+    module: DistanceEmbeddingModule,
+    seqs: Sequence[str],
+    max_len: int,
+    batch_size: int = 256,
+    embed: bool = True,
 ) -> tuple[np.ndarray, Refiner]:
     """Packed codes (N, bits / 8) of cleaned region sequences, and their embeddings and code
-    logits as a ``Refiner`` (one forward pass gives all)."""
+    logits as a ``Refiner`` (one forward pass gives all). ``embed=False``: no embeddings (none
+    stored to compare them with) where the codes need none (``coded_batches``)."""
     import torch
 
     from neurohash.hashing import pack_codes
     from neurohash.module import coded_batches
 
     own_features = module.hashing.features is not None
-    widths = (module.encoder.embedding_dim, module.hashing.input_dim, module.hashing.bits)
+    dim = module.encoder.embedding_dim if embed or not own_features else 0
+    widths = (dim, module.hashing.input_dim, module.hashing.bits)
     parts: list[list[torch.Tensor]] = [[torch.zeros(0, width)] for width in widths]
-    for batch in coded_batches(module, list(seqs), max_len, batch_size):
+    for batch in coded_batches(module, list(seqs), max_len, batch_size, embed):
         for part, tensor in zip(parts, batch, strict=True):
             part.append(tensor)
     emb, code_input, logits = (torch.cat(part).numpy() for part in parts)
@@ -806,7 +812,7 @@ def search_file(
         task = bar.add_task("searching queries", total=None)
         for chunk in chunked(iter_queries(queries, inference_cleaning(cleaning)), QUERY_CHUNK):
             seqs, query_of, minus = query_regions(chunk, max_len, settings, strand, step)
-            codes, refiner = embed_queries(module, seqs, max_len, batch_size)
+            codes, refiner = embed_queries(module, seqs, max_len, batch_size, db.has_embeddings)
             hits = search(
                 db,
                 codes,
