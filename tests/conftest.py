@@ -25,9 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(threads)
 
 
-# the longest files (about 270, 230, 130 and 80 s alone on 2 cores), then the others with slow
-# tests: pytest-xdist hands out whole files in collection order, and a long one handed out last
-# keeps one worker busy after the other has finished
+# the longest files (about 270, 230, 85 and 80 s in one process on 2 cores), then the others
+# with slow tests: pytest-xdist hands out whole files in collection order, and a long one handed
+# out last keeps one worker busy after the other has finished
 LONGEST_FILES = ("test_bench_speed.py", "test_train.py", "test_slurm.py", "test_spark.py")
 
 

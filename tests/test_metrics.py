@@ -113,6 +113,7 @@ def test_distance_metrics_hand_computed() -> None:
     # nearest: 0 -> 1, 1 -> 0 (tied with 3: the first), 2 -> 0, 3 -> 1; pairs (0, 1), (0, 2),
     # (1, 3) with errors 0.1, 0 and 0.5
     assert out["rmse_pct_nearest"] == pytest.approx(100 * math.sqrt((0.01 + 0.25) / 3))
+    assert math.isnan(distance_metrics(pred[:1, :1], exact[:1, :1], 10.0)["rmse_pct_nearest"])
     assert out["mae"] == pytest.approx((1 + 5) / 6)
     # ranks pred [1, 2, 3.5, 3.5, 5, 6] vs true [1.5, 3, 4.5, 4.5, 1.5, 6]
     assert out["spearman"] == pytest.approx(9 / math.sqrt(17 * 16.5))

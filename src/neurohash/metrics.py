@@ -86,7 +86,10 @@ def distance_metrics(
 
 
 def nearest_rmse_pct(pred_matrix: np.ndarray, exact: np.ndarray, normaliser: float) -> float:
-    """``rmse_pct`` over the pairs of each sequence with its exact nearest (see module doc)."""
+    """``rmse_pct`` over the pairs of each sequence with its exact nearest (see module doc); NaN
+    for one sequence, which has no pair."""
+    if len(exact) < 2:
+        return float("nan")
     off_diagonal = exact.astype(np.float64) + np.diag(np.full(len(exact), np.inf))
     nearest = off_diagonal.argmin(axis=1)
     pairs = np.unique(np.sort(np.stack([np.arange(len(exact)), nearest], axis=1), axis=1), axis=0)
