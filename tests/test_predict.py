@@ -31,7 +31,7 @@ from neurohash.data.tokens import encode
 from neurohash.files import file_sha256
 from neurohash.hashing import pack_codes
 from neurohash.index.database import Database, build_database
-from neurohash.index.job import PredictError, stores_embeddings
+from neurohash.index.job import PredictError, hash_tokens, stores_embeddings
 from neurohash.index.shards import MANIFEST, ShardError, shard_schema
 from neurohash.predict import predict
 from tests.helpers import INFLUENZA_FILE, V4_FILE, compose_app
@@ -335,6 +335,35 @@ def test_workers_die_with_a_killed_predict(checkpoint: Path, shared_data: Path, 
     for pid in orphans:  # leave nothing behind, even when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not orphans
+
+
+def test_codes_of_features_without_embeddings_skip_the_encoder() -> None:
+    """A row's code from a coder with features of its own is the same whether or not its
+    embedding is stored, and without it the encoder never runs."""
+    from neurohash.hashing import Features, LearnedHash
+    from neurohash.losses import MSEDistanceLoss
+    from neurohash.models.encoders import KmerEncoder
+    from neurohash.models.encoders.linear import LinearEncoder
+    from neurohash.models.geometry import Cosine, Euclidean
+    from neurohash.module import DistanceEmbeddingModule
+
+    torch.manual_seed(0)
+    features = Features(KmerEncoder(12, k=2, segments=2), Cosine(learn_scale=False))
+    model = DistanceEmbeddingModule(
+        LinearEncoder(4, 12),
+        Euclidean(),
+        MSEDistanceLoss(),
+        12,
+        hashing=LearnedHash(4, 16, features=features),
+    ).eval()
+    tokens = torch.randint(0, 4, (8, 12))
+    with torch.inference_mode():
+        full = hash_tokens(model, tokens, store_embeddings=True)
+        calls: list[int] = []
+        model.encoder.register_forward_hook(lambda *_: calls.append(1))
+        lean = hash_tokens(model, tokens, store_embeddings=False)
+    assert not calls and set(lean) == {"code"} and full["embedding"].shape == (8, 4)
+    assert np.array_equal(lean["code"], full["code"])
 
 
 def test_embeddings_are_stored_by_default_only_when_narrow_and_the_codes_read_them() -> None:

@@ -79,13 +79,15 @@ class DistanceEmbeddingModule(L.LightningModule):
         return geometry.pairwise_projected(u, v)
 
     @torch.no_grad()
-    def code_logits(self, tokens: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        """(B, bits) scores whose signs are the codes of (B, L) tokens with embeddings ``emb``."""
+    def code_logits(self, tokens: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, bits) scores whose signs are the codes of (B, L) tokens with embeddings ``emb``
+        (computed only if the coder reads them and they are not given: ``code_input``)."""
         return self.hashing.logits(self.code_input(tokens, emb))
 
     @torch.no_grad()
-    def codes_of(self, tokens: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        """Binary hash codes (B, bits) of (B, L) tokens with embeddings ``emb``."""
+    def codes_of(self, tokens: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        """Binary hash codes (B, bits) of (B, L) tokens with embeddings ``emb`` (as
+        ``code_logits``)."""
         return self.code_logits(tokens, emb) > 0
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -200,8 +200,10 @@ def hash_tokens(
             "code": np.zeros((0, bits // 8), dtype=np.uint8),
             "embedding": np.zeros((0, dim), dtype=np.float16),
         }
+    if not store_embeddings:  # codes of features of their own need no forward of the encoder
+        return {"code": pack_codes(model.codes_of(tokens))}  # the module's own definition
     emb = model(tokens)
-    out = {"code": pack_codes(model.codes_of(tokens, emb))}  # the module's own definition
-    if store_embeddings:
-        out["embedding"] = emb.float().cpu().numpy().astype(np.float16)
-    return out
+    return {
+        "code": pack_codes(model.codes_of(tokens, emb)),
+        "embedding": emb.float().cpu().numpy().astype(np.float16),
+    }
