@@ -27,6 +27,7 @@ from neurohash.index.segment import (
     INDEX_FILE,
     POSTINGS_FILE,
     choose_index,
+    file_records,
     index_codes,
     segment_rows,
 )
@@ -566,6 +567,42 @@ def test_append_to_a_database_made_before_canonical_anchors(tmp_path: Path) -> N
     same = write_shards(tmp_path / "s2", rows, job="job-2", regions={**old, "canonical": False})
     append_database(same, tmp_path / "db")
     assert len(Database.open(tmp_path / "db").segments) == 2
+
+
+def test_a_segment_written_before_region_lengths_opens_as_it_was(
+    shards: Path, tmp_path: Path
+) -> None:
+    """Postings of earlier releases hold each region's end and its offset in its piece of the
+    store, where a length and the piece's start now repeat from row to row."""
+    build_database(shards, tmp_path / "db")
+    expected = stored_rows(Database.open(tmp_path / "db"))
+    path = segment_file(tmp_path / "db", POSTINGS_FILE)
+    postings = pq.read_table(path)
+    start = postings.column("region_start").to_numpy()
+    earlier = {
+        "region_end": start + postings.column("region_length").to_numpy(),
+        "piece_offset": start - postings.column("piece_start").to_numpy(),
+    }
+    names = ["code_id", "record", "region_start", "region_end", "piece", "piece_offset"]
+    pq.write_table(
+        pa.table({n: earlier[n] if n in earlier else postings.column(n) for n in names}).cast(
+            pa.schema([(n, pa.int32()) for n in names])
+        ),
+        path,
+    )
+    record_segment_files(tmp_path / "db")
+    assert stored_rows(Database.open(tmp_path / "db")) == expected  # bases read back too
+
+
+def record_segment_files(db_dir: Path) -> None:
+    """Re-record sizes and checksums after a segment's file was rewritten on purpose."""
+    description_path = segment_file(db_dir, "segment.json")
+    description = json.loads(description_path.read_text())
+    description["files"] = file_records(description_path.parent)
+    description_path.write_text(json.dumps(description))
+    manifest = json.loads((db_dir / "manifest.json").read_text())
+    manifest["segments"][0]["sha256"] = hashlib.sha256(description_path.read_bytes()).hexdigest()
+    (db_dir / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_compaction_merges_segments_and_keeps_every_answer(

@@ -5,9 +5,13 @@ postings, a FAISS binary index, the regions' bases and (optionally) their embedd
       segment.json        counts, index parameters, size and sha256 of every file
       index.faiss         FAISS binary index over the unique codes (FAISS id = code_id); the codes
                           themselves live only here
-      postings.parquet    code_id, record, region_start, region_end, [piece, piece_offset]; sorted
-                          by code, so a code's postings are one contiguous slice; codes are
-                          numbered in record order, so every column is delta-encoded small
+      postings.parquet    code_id, record, region_start, region_length, [piece, piece_start];
+                          sorted by code, so a code's postings are one contiguous slice; codes
+                          are numbered in record order, so every column is delta-encoded small
+                          (a length, and the record position where a region's piece of the
+                          store begins, repeat from row to row where an end and an offset in
+                          the piece would not; segments written before hold region_end and
+                          piece_offset, and open as they were)
       records.parquet     seq_id and source of each record (row = the segment's record number),
                           in row groups read only when a hit names one of their records
       sequences.*         the compact sequence store (``neurohash.index.store``)
@@ -252,7 +256,7 @@ def build_segment(
         "code_id": code_id[order],
         "record": record[order],
         "region_start": start[order],
-        "region_end": end[order],
+        "region_length": (end - start)[order],
     }
     counts = {"regions": rows.num_rows, "unique_codes": len(codes), "records": records.num_rows}
     if "sequence" in rows.column_names:
@@ -288,7 +292,8 @@ def write_sequences(
     postings: dict[str, np.ndarray],
     directory: Path,
 ) -> dict[str, int]:
-    """The store of the rows' bases; adds each posting's piece and offset. Returns counts."""
+    """The store of the rows' bases; adds each posting's piece and the record position where the
+    piece begins. Returns counts."""
     sequence = rows.column("sequence").to_pylist()
     try:
         pieces, piece_of, offset = pieces_of_regions(record, start, end, sequence)
@@ -297,7 +302,7 @@ def write_sequences(
     unique, number = dedupe_pieces(pieces)
     write_store(directory, unique)
     postings["piece"] = number[piece_of][order]
-    postings["piece_offset"] = offset[order]
+    postings["piece_start"] = (start - offset)[order]
     return {"pieces": len(unique), "bases": sum(map(len, unique))}
 
 
@@ -360,6 +365,19 @@ def segment_rows(segment: Segment) -> pa.Table:
 
 
 # opening ----------------------------------------------------------------------------------------
+
+
+def region_columns(
+    columns: dict[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Each posting's region start and end and its offset in its piece of the store (None
+    without a store), from the postings' columns of this release or of segments written before."""
+    start = columns["region_start"]
+    length = columns.get("region_length")
+    end = columns["region_end"] if length is None else start + length
+    if "piece_start" in columns:
+        return start, end, start - columns["piece_start"]
+    return start, end, columns.get("piece_offset")
 
 
 class RecordTable:
@@ -441,6 +459,7 @@ class Segment:
         }
         code_of = columns["code_id"]
         offsets = posting_offsets(code_of, index.ntotal, path)
+        start, end, piece_offset = region_columns(columns)
         try:
             store = SequenceStore(path) if (path / TABLE_FILE).is_file() else None
         except (StoreError, OSError, pa.ArrowException) as exc:
@@ -452,10 +471,10 @@ class Segment:
             code_of,
             offsets,
             columns["record"],
-            columns["region_start"],
-            columns["region_end"],
+            start,
+            end,
             columns.get("piece"),
-            columns.get("piece_offset"),
+            piece_offset,
             records,
             store,
             target_base,
