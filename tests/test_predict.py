@@ -465,3 +465,37 @@ def test_reads_of_a_stored_genome_are_found_on_both_strands(
         regions = [(r[6], r[7]) for r in rows[3 * i : 3 * i + 3]]
         distances = [int(r[8]) for r in rows[3 * i : 3 * i + 3]]
         assert len(set(regions)) == 3 and distances == sorted(distances) and distances[0] == 0
+
+
+def test_a_database_tiled_every_stride_bases_holds_every_read_of_window_plus_stride(
+    checkpoint: Path, shared_data: Path, tmp_path: Path, capsys
+) -> None:
+    """``regions.stride``: windows every 40 bases of 20 kb of a real genome, whatever its
+    k-mers; reads of a window plus 40 bases from anywhere, on either strand, each hold a whole
+    stored region, which a query tile meets at global distance 0."""
+    stride = 40
+    genome = next(iter_records(shared_data / "genomes" / "shew_os185.fa.gz"))
+    piece = genome.seq[100_000:120_000]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "genome.fasta").write_text(f">{genome.id}\n{piece}\n")
+    shards, db = tmp_path / "shards", tmp_path / "db"
+    manifest = run_predict(checkpoint, tmp_path / "in", shards, f"regions.stride={stride}")
+    assert manifest["regions"]["stride"] == stride
+    assert main(["index", str(shards), "-o", str(db)]) == 0
+    starts = read_rows(shards).column("region_start").to_numpy()
+    assert np.array_equal(starts, np.arange(0, len(piece) - MAX_LEN + 1, stride))
+    rng = np.random.default_rng(0)
+    reads, origins = [], rng.integers(0, len(piece) - MAX_LEN - stride, size=8).tolist()
+    for i, start in enumerate(origins):
+        read = piece[start : start + MAX_LEN + stride]
+        reads.append(f">r{i}\n{reverse_complement(read) if i % 2 else read}\n")
+    (tmp_path / "reads.fasta").write_text("".join(reads))
+    capsys.readouterr()
+    args = ["search", str(db), str(tmp_path / "reads.fasta"), "--rerank", "--step", "1"]
+    assert main([*args, "-k", "1", "--candidates", str(len(starts))]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(r[1], r[2], r[8], r[9]) for r in rows] == [
+        (genome.id, "-" if i % 2 else "+", "0", "global") for i in range(8)
+    ]
+    for row, start in zip(rows, origins, strict=True):  # the read holds the hit's region
+        assert start <= int(row[6]) and int(row[7]) <= start + MAX_LEN + stride

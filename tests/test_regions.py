@@ -222,3 +222,11 @@ def test_tiles_step_through_the_sequence_and_end_flush_with_it() -> None:
     assert tiled_regions(80, 100, 10) == [(0, 80)]
     with pytest.raises(ValueError, match="step"):
         tiled_regions(1000, 100, 0)
+
+
+def test_a_stride_tiles_instead_of_anchoring(segments: list[str]) -> None:
+    seq = segments[0]
+    tiled = sample_regions(seq, 100, density=50.0, k=K, canonical=True, stride=40)
+    assert tiled == tiled_regions(len(seq), 100, 40)
+    for start in range(len(seq) - 140 + 1):  # every read of window + stride holds one
+        assert any(start <= a and b <= start + 140 for a, b in tiled)

@@ -542,6 +542,7 @@ def test_auto_step_tiles_only_queries_shorter_than_two_windows() -> None:
     assert tile_step("auto", 5, 8) == 1
     assert tile_step(25, 100, 5000) == 25
     assert tile_step(0, 100, 150) is None and tile_step(None, 100, 150) is None
+    assert tile_step("auto", 1000, 5000, stride=500) == 100  # a tiled database: always
 
 
 def search_tsv(db: Path, queries: Path, capsys, *flags: str) -> str:

@@ -368,8 +368,9 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
         help="also cut query strands into windows of the database's region length every S "
         "bases, beside their anchored regions: finds stored regions whose anchor k-mer a "
         "mutation of the query changed. auto (default): every tenth of a window, for strands "
-        "shorter than two windows (a read against short regions); S: every strand longer "
-        "than a window; 0: none",
+        "shorter than two windows (a read against short regions), and for every strand "
+        "against a database of regions every N bases (predict.py regions.stride=N); S: every "
+        "strand longer than a window; 0: none",
     )
     parser.add_argument(
         "--refine",
@@ -539,6 +540,9 @@ def add_spark_index(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard-size", metavar="N", type=positive_int, help="records per shard")
     parser.add_argument("--density", metavar="D", type=float, help="regions per kb of sequence")
     parser.add_argument("--window", metavar="W", type=positive_int, help="bases per region")
+    parser.add_argument(
+        "--stride", metavar="S", type=positive_int, help="a region every S bases (not anchored)"
+    )
     parser.add_argument("--no-embeddings", action="store_true", help="store no embeddings")
     parser.add_argument("--no-sequences", action="store_true", help="no sequences (no --rerank)")
     parser.add_argument(
@@ -569,7 +573,7 @@ def run_spark_index(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         store_embeddings=False if args.no_embeddings else None,
         store_sequences=False if args.no_sequences else None,
-        regions={"density": args.density, "window": args.window},
+        regions={"density": args.density, "window": args.window, "stride": args.stride},
     )
     # the executors resolve --device auto: they, not the driver, may have the GPUs
     spark_index(

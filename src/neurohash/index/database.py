@@ -360,8 +360,8 @@ def check_compatible(db_dir: Path, db: dict[str, Any], shards_dir: Path, shards:
         )
     for key in ("code_bits", "regions", "cleaning"):
         given, stored, hint = shards.get(key), db.get(key), ""
-        if key == "regions" and given and stored:  # made before canonical anchors: forward ones
-            given, stored = ({"canonical": False, **r} for r in (given, stored))
+        if key == "regions" and given and stored:  # made before canonical anchors or strides
+            given, stored = ({"canonical": False, "stride": None, **r} for r in (given, stored))
             if given["canonical"] != stored["canonical"]:
                 hint = f"; embed them with predict.py regions.canonical={stored['canonical']}"
         if given != stored:

@@ -43,6 +43,7 @@ class RegionSettings:
     k: int
     seed: int
     canonical: bool = False  # both strands anchor the same regions (False: shards made before)
+    stride: int | None = None  # windows every stride bases instead of anchored ones
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class PredictJob:
         place."""
         fields = dataclasses.asdict(self)
         fields.pop("batch_size")  # batching changes no row
+        if self.regions.stride is None:  # the key of an anchored job made before strides existed
+            fields["regions"].pop("stride")
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
@@ -99,7 +102,17 @@ def region_settings(cfg: DictConfig, max_len: int) -> RegionSettings:
         int(cfg.k),
         int(cfg.get("seed", 0)),
         bool(cfg.get("canonical", False)),
+        stride(cfg.get("stride")),
     )
+
+
+def stride(value: Any) -> int | None:
+    """``regions.stride``: None (anchored regions) or a number of bases of at least 1."""
+    if value is None:
+        return None
+    if int(value) < 1:
+        raise PredictError(f"regions.stride={value} must be at least 1 (or null: anchored regions)")
+    return int(value)
 
 
 WIDEST_STORED_EMBEDDING = 1024  # float16: 2 KB per region; a 7-mer profile would take 32 KB
@@ -155,7 +168,7 @@ def record_regions(
     if seq is None:
         return None, reason, []
     r = job.regions
-    return seq, reason, sample_regions(seq, r.window, r.density, r.k, r.seed, r.canonical)
+    return seq, reason, sample_regions(seq, r.window, r.density, r.k, r.seed, r.canonical, r.stride)
 
 
 def job_schema(job: PredictJob) -> pa.Schema:

@@ -695,7 +695,7 @@ def region_sampler(
 
     def regions(seq: str) -> list[tuple[int, int]]:
         anchored = sample_regions(seq, **kwargs)
-        every = tile_step(step, window, len(seq))
+        every = tile_step(step, window, len(seq), kwargs.get("stride"))
         if every is None:
             return anchored
         return sorted(set(anchored) | set(tiled_regions(len(seq), window, every)))
@@ -703,18 +703,21 @@ def region_sampler(
     return regions
 
 
-def tile_step(step: int | str | None, window: int, length: int) -> int | None:
+def tile_step(
+    step: int | str | None, window: int, length: int, stride: int | None = None
+) -> int | None:
     """Bases between the tiles of a query strand of ``length``, or None for none.
 
     ``"auto"`` tiles every tenth of a window the strands shorter than two windows: they hold at
     most one or two stored regions, which one mutated anchor k-mer loses (150 bp reads against
     100 bp regions, README's genomes bench: recall@10 0.43 -> 0.54 at 5% divergence), while a
     longer query holds several and tiling it costs far more than it finds (1 kb fragments:
-    0.91 -> 0.92 at 10%, 3.7x the time). A number tiles every query strand longer than a
-    window; 0 or None none.
+    0.91 -> 0.92 at 10%, 3.7x the time). Against a database tiled every ``stride`` bases, whose
+    regions no query anchor meets, it tiles every strand. A number tiles every query strand
+    longer than a window; 0 or None none.
     """
     if step == AUTO_STEP:
-        return max(1, window // 10) if length < 2 * window else None
+        return max(1, window // 10) if stride or length < 2 * window else None
     return int(step) if step else None
 
 
