@@ -3,7 +3,7 @@ the same stored genomes.
 
     python bench/genomes.py [--quick] [--ckpt CKPT] [--reads 100] [--windows 40]
         [--workdir outputs/bench_genomes] [--out docs/benchmarks/genomes.json] [--reuse-shards]
-        [--predict OVERRIDE ...] [--step S]
+        [--predict OVERRIDE ...] [--step S] [--peers [NAME ...]]
 
 Peers need Debian's ``minimap2``, ``ncbi-blast+``, ``mmseqs2`` and ``mash``
 (``apt-get install -y minimap2 ncbi-blast+ mmseqs2 mash``); without the ``minimap2`` binary the
@@ -715,6 +715,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     window = int(json.loads((work / "db" / "manifest.json").read_text())["regions"]["window"])
     notes = []
     for name, (available, build, _) in PEERS.items():
+        if name not in args.peers:
+            notes.append(f"{name} not run (--peers)")
+            continue
         if not available():
             notes.append(f"{name} skipped: not installed ({PACKAGES[name]})")
             continue
@@ -771,8 +774,13 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             }
             found_by[name][task] = found
 
-    genome_level = genome_results(queries, found_by, genome_of, files, query_files, work, tools)
-    if "Mash" not in tools:
+    mash = "Mash" in args.peers
+    genome_level = genome_results(
+        queries, found_by, genome_of, files, query_files, work, tools, mash
+    )
+    if not mash:
+        notes.append("Mash not run (--peers)")
+    elif "Mash" not in tools:
         notes.append(f"Mash skipped: not installed ({PACKAGES['Mash']})")
     return {
         "config": {
@@ -824,6 +832,7 @@ def genome_results(
     query_files: dict[str, Path],
     work: Path,
     tools: dict[str, dict[str, Any]],
+    with_mash: bool = True,
 ) -> dict[str, Any]:
     """Tasks (b), (c) at genome level: each tool's genome call against the truth's genome."""
     out: dict[str, Any] = {}
@@ -835,7 +844,7 @@ def genome_results(
                 if task in by_task:
                     entry["calls"][name] = genome_call(members, by_task[task], genome_of)
             out[group] = entry
-    mash = mash_nearest(files, {g: query_files[g] for g in out}, work)
+    mash = mash_nearest(files, {g: query_files[g] for g in out}, work) if with_mash else None
     if mash is not None:
         tools["Mash"] = {
             "build_s": mash["build_s"],
@@ -1054,6 +1063,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--step",
         default="auto",
         help="neurohash search --step (auto, S or 0): query tiles beside anchored regions",
+    )
+    parser.add_argument(
+        "--peers",
+        nargs="*",
+        choices=[*PEERS, "Mash"],
+        default=[*PEERS, "Mash"],
+        help="the peers to run (default all; none: neurohash alone, to try its settings)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse-shards", action="store_true", help="resume earlier shards")
