@@ -536,13 +536,16 @@ def test_tiles_recover_a_stored_region_whose_anchor_a_mutation_lost(shared_data:
     assert minus.any() and (owner == 0).all()
 
 
-def test_auto_step_tiles_only_queries_shorter_than_two_windows() -> None:
+def test_auto_step_tiles_short_queries_and_every_query_of_a_tiled_database() -> None:
     assert tile_step("auto", 100, 150) == 10 and tile_step("auto", 100, 199) == 10
     assert tile_step("auto", 100, 200) is None and tile_step("auto", 1000, 5000) is None
     assert tile_step("auto", 5, 8) == 1
     assert tile_step(25, 100, 5000) == 25
     assert tile_step(0, 100, 150) is None and tile_step(None, 100, 150) is None
-    assert tile_step("auto", 1000, 5000, stride=500) == 100  # a tiled database: always
+    # a tiled database: reads at every base, longer queries at a step coprime with the stride
+    assert tile_step("auto", 100, 150, stride=50) == 1
+    assert tile_step("auto", 100, 1000, stride=50) == 11
+    assert tile_step("auto", 1000, 5000, stride=500) == 101
 
 
 def search_tsv(db: Path, queries: Path, capsys, *flags: str) -> str:
