@@ -235,6 +235,7 @@ def test_experiment_genomes_reads_is_the_genome_model_on_read_scale_windows(
     assert cfg.data.strand_weight == base.data.strand_weight == 0
     assert cfg.data.split == base.data.split and cfg.model._target_ == base.model._target_
     assert cfg.trainer.max_epochs == 3 < base.trainer.max_epochs  # 4x longer epochs
+    assert cfg.hashing.bits == 32 < base.hashing.bits  # 4 bytes per region
 
 
 def test_train_py_data_genomes_fast_dev_run(
