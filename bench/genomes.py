@@ -3,7 +3,7 @@ the same stored genomes.
 
     python bench/genomes.py [--quick] [--ckpt CKPT] [--reads 100] [--windows 40]
         [--workdir outputs/bench_genomes] [--out docs/benchmarks/genomes.json] [--reuse-shards]
-        [--predict OVERRIDE ...] [--step S] [--peers [NAME ...]]
+        [--predict OVERRIDE ...] [--step S] [--candidates N] [--peers [NAME ...]]
 
 Peers need Debian's ``minimap2``, ``ncbi-blast+``, ``mmseqs2`` and ``mash``
 (``apt-get install -y minimap2 ncbi-blast+ mmseqs2 mash``); without the ``minimap2`` binary the
@@ -279,7 +279,7 @@ def neurohash_build(args: argparse.Namespace, work: Path, stored_dir: Path) -> d
 
 
 def neurohash_search(
-    work: Path, fasta: Path, out: Path, step: str
+    work: Path, fasta: Path, out: Path, step: str, candidates: int | None
 ) -> tuple[float, dict[str, list[Hit]]]:
     command = [
         neurohash_command(),
@@ -292,6 +292,7 @@ def neurohash_search(
         "--by-region",  # hits are places, as the peers' alignments are
         "--step",
         step,
+        *(["--candidates", str(candidates)] if candidates else []),
     ]
     seconds = run(*command, "-o", str(out))
     return seconds, parse_neurohash(out)
@@ -752,9 +753,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     found_by: dict[str, dict[str, dict[str, list[Hit]]]] = {}
-    searches = {"neurohash": functools.partial(neurohash_search, step=args.step)} | {
-        n: PEERS[n][2] for n in tools if n in PEERS
-    }
+    search = functools.partial(neurohash_search, step=args.step, candidates=args.candidates)
+    searches = {"neurohash": search} | {n: PEERS[n][2] for n in tools if n in PEERS}
     if args.quick and "MMseqs2" in searches:
         searches["MMseqs2"] = functools.partial(mmseqs_search, kmer=QUICK_MMSEQS_K)
         tools["MMseqs2"]["note"] += f"; --quick: -k {QUICK_MMSEQS_K}"
@@ -789,6 +789,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "windows_per_genome": args.windows,
             "predict_overrides": args.predict,
             "step": args.step,
+            "candidates": args.candidates,
             "piece": piece,
             "k": K,
             "window": window,
@@ -970,6 +971,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"neurohash regions of {cfg['window']} bases"
         + "".join(f", `{o}`" for o in cfg.get("predict_overrides") or [])
         + (f", `neurohash search --step {cfg['step']}`" if "step" in cfg else "")
+        + (f" `--candidates {cfg['candidates']}`" if cfg.get("candidates") else "")
         + f"); model `{cfg['ckpt']}`. Each cell: "
         f"recall@1 / recall@{K}; queries/s from the shell, start-up included. neurohash hits "
         "are regions (`--by-region`), judged by their coordinates as the peers' are.",
@@ -1063,6 +1065,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--step",
         default="auto",
         help="neurohash search --step (auto, S or 0): query tiles beside anchored regions",
+    )
+    parser.add_argument(
+        "--candidates", type=int, help="neurohash search --candidates (default its own: 20 x k)"
     )
     parser.add_argument(
         "--peers",
