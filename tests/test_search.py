@@ -28,6 +28,7 @@ from neurohash.data.fasta import SequenceRecord, iter_records, reverse_complemen
 from neurohash.data.regions import sample_regions
 from neurohash.data.sources import load_records
 from neurohash.hashing import hamming_matrix
+from neurohash.index import search as search_module
 from neurohash.index.database import Database, DatabaseError, build_database
 from neurohash.index.search import (
     Refiner,
@@ -35,6 +36,7 @@ from neurohash.index.search import (
     infix_rows,
     pair_distances,
     query_regions,
+    record_batches,
     search,
     tile_step,
 )
@@ -548,10 +550,27 @@ def test_auto_step_tiles_short_queries_and_every_query_of_a_tiled_database() -> 
     assert tile_step("auto", 1000, 5000, stride=500) == 101
 
 
+def test_record_batches_keep_records_whole_under_the_limit() -> None:
+    query_of = np.array([0, 0, 0, 1, 2, 2, 2, 2, 2, 4])  # record 3 has no regions
+    assert list(record_batches(query_of, 5, 4)) == [(0, 2), (2, 3), (3, 5)]
+    assert list(record_batches(query_of, 5, 100)) == [(0, 5)]
+    assert list(record_batches(query_of, 5, 1)) == [(0, 1), (1, 2), (2, 3), (3, 5)]
+
+
 def search_tsv(db: Path, queries: Path, capsys, *flags: str) -> str:
     capsys.readouterr()
     assert main(["search", str(db), str(queries), *flags]) == 0
     return capsys.readouterr().out
+
+
+def test_queries_searched_in_small_batches_get_the_same_hits(
+    db_dir: Path, queries: Path, capsys, monkeypatch
+) -> None:
+    """Whole queries go to the search a few region shortlists at a time (long tiled queries
+    would otherwise hold tens of GB of code hits): the hits are the same."""
+    expected = search_tsv(db_dir, queries, capsys, "--rerank")
+    monkeypatch.setattr(search_module, "CANDIDATE_BUDGET", 1)
+    assert search_tsv(db_dir, queries, capsys, "--rerank") == expected
 
 
 def test_appended_and_compacted_databases_answer_as_one_build(

@@ -64,6 +64,9 @@ DEFAULT_CANDIDATES_FACTOR = 20.0
 DEFAULT_REFINE_FACTOR = 5.0  # Hamming candidates per refined candidate
 AUTO_STEP = "auto"  # query tiling by the query's length (tile_step)
 QUERY_CHUNK = 512  # query records embedded and searched together
+# code hits held at once: query regions x their shortlist (a 5 kb query tiled every 11 bases
+# on both strands is ~900 regions; at --candidates 1000, 512 of them held 22 GB)
+CANDIDATE_BUDGET = 4_194_304
 GROWTH = 4  # how much further FAISS looks when duplicates left too few distinct targets
 PAIR_CHUNK = 65_536  # (query region, posting) pairs whose codes are compared at once
 FEATURE_CHUNK = 2_048  # stored regions whose features are computed at once (64 MB at 8,192)
@@ -803,8 +806,9 @@ def search_file(
 
     Queries stream in chunks of ``QUERY_CHUNK``: cleaned as the model was trained, cut into
     regions as the database's shards were (on both strands unless ``strand="plus"``), embedded,
-    searched; a progress bar goes to stderr. ``step`` tiles query strands too
-    (``tile_step``). ``candidates`` (default
+    searched (whole queries of at most ``CANDIDATE_BUDGET`` region shortlists at a time, so
+    long tiled queries keep memory bounded); a progress bar goes to stderr. ``step`` tiles
+    query strands too (``tile_step``). ``candidates`` (default
     ``DEFAULT_CANDIDATES_FACTOR * k``) targets are re-ranked with ``rerank``, by the distance
     ``alignment`` chooses (see ``infix_rows``); ``refine`` defaults to ``DEFAULT_REFINE_FACTOR``.
     """
@@ -827,25 +831,43 @@ def search_file(
         "by_region": by_region,
     }
     settings = db.manifest.get("regions")
+    shortlist = n_candidates(k, rerank, options["candidates_factor"]) * options["refine_factor"]
+    limit = max(1, int(CANDIDATE_BUDGET // shortlist))
     out.write(tsv_header(rerank))
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("searching queries", total=None)
         for chunk in chunked(iter_queries(queries, inference_cleaning(cleaning)), QUERY_CHUNK):
             seqs, query_of, minus = query_regions(chunk, max_len, settings, strand, step)
-            codes, refiner = embed_queries(module, seqs, max_len, batch_size, db.has_embeddings)
-            hits = search(
-                db,
-                codes,
-                k,
-                query_seqs=seqs,
-                query_of=query_of,
-                query_minus=minus,
-                refiner=refiner,
-                **options,
-            )
-            ids = [rec.id for rec in chunk]
-            out.writelines(tsv_rows((h for per_query in hits for h in per_query), ids, rerank))
+            for first, end in record_batches(query_of, len(chunk), limit):
+                a, b = np.searchsorted(query_of, [first, end])
+                codes, refiner = embed_queries(
+                    module, seqs[a:b], max_len, batch_size, db.has_embeddings
+                )
+                hits = search(
+                    db,
+                    codes,
+                    k,
+                    query_seqs=seqs[a:b],
+                    query_of=query_of[a:b] - first,
+                    query_minus=minus[a:b],
+                    refiner=refiner,
+                    **options,
+                )
+                ids = [rec.id for rec in chunk[first:end]]
+                out.writelines(tsv_rows((h for q in hits for h in q), ids, rerank))
             bar.advance(task, len(chunk))
+
+
+def record_batches(query_of: np.ndarray, n_records: int, limit: int) -> Iterator[tuple[int, int]]:
+    """(first, end) ranges of whole records whose regions (``query_of``: each region's record,
+    in order) number at most ``limit``, or one record alone where it has more."""
+    ends = np.cumsum(np.bincount(query_of, minlength=n_records))
+    first = 0
+    while first < n_records:
+        before = ends[first - 1] if first else 0
+        end = max(first + 1, int(np.searchsorted(ends, before + limit, side="right")))
+        yield first, end
+        first = end
 
 
 def chunked(items: Iterable, size: int) -> Iterator[list]:
