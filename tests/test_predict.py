@@ -176,6 +176,7 @@ def test_round_trip_codes_ids_regions(baseline: Path, checkpoint: Path, inputs: 
         "k": 15,
         "seed": 0,
         "canonical": True,
+        "stride": None,
     }
     assert manifest["input_files"] == [str(p) for p in sorted(inputs.glob("*.fasta*"))]
     assert manifest["checkpoint"] == os.path.abspath(checkpoint)
