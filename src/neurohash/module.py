@@ -364,6 +364,12 @@ def code_inputs(
     return torch.cat(out) if out else torch.zeros(0, module.hashing.input_dim)
 
 
+def skips_encoder(module: DistanceEmbeddingModule, embed: bool) -> bool:
+    """Whether ``coded_batches`` leaves the encoder out: no embedding wanted, and a coder with
+    features of its own."""
+    return not embed and module.hashing.features is not None
+
+
 @torch.no_grad()
 def coded_batches(
     module: DistanceEmbeddingModule,
@@ -376,7 +382,7 @@ def coded_batches(
     the CPU, in eval mode: one pass over the tokens gives all three. With ``embed=False`` a coder
     with features of its own (``code_input``) gives codes without the encoder's forward pass,
     and the embeddings are (B, 0)."""
-    skip = not embed and module.hashing.features is not None
+    skip = skips_encoder(module, embed)
     with evaluating(module):
         for tokens in token_batches(module, seqs, max_len, batch_size):
             emb = torch.zeros(len(tokens), 0) if skip else module(tokens)

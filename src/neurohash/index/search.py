@@ -754,10 +754,10 @@ def embed_queries(
     import torch
 
     from neurohash.hashing import pack_codes
-    from neurohash.module import coded_batches
+    from neurohash.module import coded_batches, skips_encoder
 
     own_features = module.hashing.features is not None
-    dim = module.encoder.embedding_dim if embed or not own_features else 0
+    dim = 0 if skips_encoder(module, embed) else module.encoder.embedding_dim
     widths = (dim, module.hashing.input_dim, module.hashing.bits)
     parts: list[list[torch.Tensor]] = [[torch.zeros(0, width)] for width in widths]
     for batch in coded_batches(module, list(seqs), max_len, batch_size, embed):
