@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from neurohash.files import file_sha256
 from neurohash.index import database
 from neurohash.index.database import (
     Database,
@@ -601,7 +602,7 @@ def record_segment_files(db_dir: Path) -> None:
     description["files"] = file_records(description_path.parent)
     description_path.write_text(json.dumps(description))
     manifest = json.loads((db_dir / "manifest.json").read_text())
-    manifest["segments"][0]["sha256"] = hashlib.sha256(description_path.read_bytes()).hexdigest()
+    manifest["segments"][0]["sha256"] = file_sha256(description_path)
     (db_dir / "manifest.json").write_text(json.dumps(manifest))
 
 
