@@ -531,6 +531,10 @@ def test_a_segmented_database_answers_as_one_segment(
         exact_one = search(one, codes, k, rerank=True, query_seqs=seqs, candidates_factor=3)
         exact_three = search(three, codes, k, rerank=True, query_seqs=seqs, candidates_factor=3)
         assert hit_keys(exact_one) == hit_keys(exact_three)
+        pairs = {"query_of": np.arange(len(codes)) // 2, "rerank": True, "query_seqs": seqs}
+        assert hit_keys(search(one, codes, k, **pairs)) == hit_keys(
+            search(three, codes, k, **pairs)
+        )
 
 
 def test_append_adds_segments_and_refuses_another_models_shards(

@@ -34,9 +34,11 @@ from neurohash.index.search import (
     Refiner,
     embed_queries,
     infix_rows,
+    long_queries,
     pair_distances,
     query_regions,
     record_batches,
+    region_budgets,
     search,
     tile_step,
 )
@@ -121,6 +123,41 @@ def test_query_regions_are_aggregated_per_query(synthetic_db: tuple[Database, di
         assert [h.hamming for h in per_query] == sorted(best.values())[:5]
         assert all(best[(h.source, h.target_id)] == h.hamming for h in per_query)
         assert all(h.query == q for h in per_query)
+
+
+def test_every_query_region_shortlists_its_own_candidates(
+    synthetic_db: tuple[Database, dict],
+) -> None:
+    """A query region whose own nearest code is some way off keeps it, however many codes sit
+    nearer its query's other region: pooled, they took the whole shortlist."""
+    db, rows = synthetic_db
+    flipped = np.unpackbits(rows["code"][7]) ^ np.isin(np.arange(32), [0, 9, 20])
+    codes = np.stack([rows["code"][0], np.packbits(flipped)])  # region 0 at a stored code
+    seqs = ["A" * 100, rows["sequence"][7]]  # region 1: the sequence of stored row 7
+    hits = search(
+        db,
+        codes,
+        k=1,
+        rerank=True,
+        query_seqs=seqs,
+        query_of=np.array([0, 0]),
+        candidates_factor=2,
+        refine_factor=1,
+    )[0]
+    assert (hits[0].target_id, hits[0].region_start) == (rows["seq_id"][7], rows["region_start"][7])
+    assert hits[0].edit_distance == 0 and hits[0].hamming == 3
+    near_region_0 = search(db, codes[:1], k=3)[0]
+    assert all(h.hamming < 3 for h in near_region_0)  # a pooled shortlist of 2 held none of it
+
+
+def test_long_queries_share_their_candidates_among_their_regions() -> None:
+    groups = [np.arange(4), np.arange(4, 104)]
+    assert region_budgets(200, groups, None, 10).tolist() == [200, 200]
+    assert region_budgets(200, groups, np.array([False, True]), 10).tolist() == [200, 10]
+    assert region_budgets(1000, groups, np.array([True, True]), 50).tolist() == [250, 50]
+    records = [SequenceRecord("read", "A" * 150), SequenceRecord("fragment", "A" * 1000)]
+    assert long_queries(records, {"window": 100}).tolist() == [False, True]
+    assert long_queries(records, None) is None
 
 
 def test_more_hits_than_targets_returns_all_targets(synthetic_db: tuple[Database, dict]) -> None:

@@ -336,8 +336,9 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
         "--candidates",
         metavar="N",
         type=positive_int,
-        help="targets to re-rank, and at most as many stored regions aligned per query region "
-        "(default 20 x K)",
+        help="targets each query region shortlists to re-rank, and at most as many stored "
+        "regions it aligns (default 20 x K; a query of two region windows or more then shares "
+        "them among its regions, at least K each)",
     )
     parser.add_argument(
         "--alignment",

@@ -1,22 +1,25 @@
 """Nearest stored sequences of query codes: Hamming search in FAISS, optional exact re-ranking.
 
-A query (one or more regions, each with a code) is answered in up to four steps:
+A query (one or more regions, each with a code) is answered in up to four steps, each query
+region shortlisting stored regions of its own (``all_candidates``), merged per query:
 
-1. every segment's FAISS index finds its nearest unique codes by Hamming distance; codes as near
-   as the last wanted target are completed by a range search, so that the candidates are the
-   same however the database is split into segments (flat and IVF indexes);
+1. every segment's FAISS index finds a query region's nearest unique codes by Hamming distance;
+   codes as near as its last wanted unit are completed by a range search, so that the
+   candidates are the same however the database is split into segments (flat and IVF indexes);
 2. each code expands through its postings to the stored regions carrying it, and hits are
    aggregated per target sequence (or, ``by_region``, kept per stored region), keeping its best
-   (smallest) Hamming distance, ties broken by target number; if duplicates leave fewer targets
-   than wanted, FAISS is asked again for more;
+   (smallest) Hamming distance, ties broken by target number; if duplicates leave a query
+   region fewer targets than wanted, FAISS is asked again for more;
 3. with a ``Refiner`` (the query's embeddings and code logits), ``refine_factor`` times more
-   Hamming candidates are collected and re-ranked (FAISS's "refine" pattern): by the model's
-   own float distance where the database stores region embeddings; where it does not, by the
-   distance of the coder's own features (the default's positional 5-mer profiles), computed
-   from the stored sequences (``Refiner.feature_estimates``); otherwise by the query-weighted
-   Hamming distance to the stored codes (``Refiner.code_estimates``: bits the query is unsure
-   of count less), so a database of codes alone gains from it too;
-4. with ``rerank``, ``candidates_factor * k`` candidate targets are re-ranked by the exact edit
+   Hamming candidates are collected and each query region keeps its best (FAISS's "refine"
+   pattern): by the model's own float distance where the database stores region embeddings;
+   where it does not, by the distance of the coder's own features (the default's positional
+   5-mer profiles), computed from the stored sequences (``Refiner.feature_estimates``);
+   otherwise by the query-weighted Hamming distance to the stored codes
+   (``Refiner.code_estimates``: bits the query is unsure of count less), so a database of
+   codes alone gains from it too;
+4. with ``rerank``, the ``candidates_factor * k`` candidate targets of each query region (or,
+   for a query whose regions ``shared`` them, as many for all) are re-ranked by the exact edit
    distance between the query's and the candidates' region sequences (per query region at most
    as many stored regions as targets wanted, the nearest reached: a genome's thousands of
    regions are not all aligned), read from the segments' sequence stores: global (rapidfuzz),
@@ -118,6 +121,23 @@ class Candidates:
     best: np.ndarray  # indices into the arrays: best entry per unit, ranked
     estimate: np.ndarray | None = None  # the model's float distance in edits, once refined
 
+    @classmethod
+    def ranked(
+        cls,
+        posting: np.ndarray,
+        hamming: np.ndarray,
+        row: np.ndarray,
+        unit: np.ndarray,
+        start: np.ndarray,
+    ) -> Candidates:
+        """The entries with their units ranked by best Hamming (``rank_units``)."""
+        return cls(posting, hamming, row, unit, start, rank_units(unit, start, posting, hamming))
+
+    def subset(self, keep: np.ndarray) -> Candidates:
+        """The entries where ``keep``, ranked again."""
+        columns = (self.posting, self.hamming, self.row, self.unit, self.start)
+        return Candidates.ranked(*(column[keep] for column in columns))
+
 
 # candidate generation ---------------------------------------------------------------------------
 
@@ -171,38 +191,104 @@ def gather(db: Database, hits: dict[int, CodeHits], by_region: bool) -> Candidat
     parts = [expand(db, s, h) for s, h in hits.items()]
     posting, hamming, row, start = (np.concatenate(x) for x in zip(*parts, strict=True))
     unit = posting if by_region else db.target_of[posting]
-    return Candidates(posting, hamming, row, unit, start, rank_units(unit, start, posting, hamming))
+    return Candidates.ranked(posting, hamming, row, unit, start)
 
 
 def all_candidates(
-    db: Database, codes: np.ndarray, groups: list[np.ndarray], want: int, by_region: bool = False
+    db: Database,
+    codes: np.ndarray,
+    groups: list[np.ndarray],
+    wants: np.ndarray,
+    by_region: bool = False,
 ) -> list[Candidates]:
-    """Candidates of every query (``groups[q]``: its region rows), ``want`` units each.
+    """Candidates of every query (``groups[q]``: its region rows, ascending): the ``wants[q]``
+    units nearest by Hamming to each of its regions, merged.
 
-    One batched FAISS call per segment for all queries; only queries whose codes are shared by
-    too few distinct targets are asked again, for GROWTH times more codes. Codes as near as
-    the last wanted target are then completed (``complete_ties``).
+    Every query region keeps a shortlist of its own. Pooled per query, a read tiled at every
+    base (~100 regions) left its shortlist to whichever tiles met chance near codes, and the
+    tile lying over the read's stored region lost its own: 150 bp reads at 10% divergence,
+    32-bit codes, 355k stored regions: the true region is among its tile's 1,000 nearest for
+    38 of 40 reads, among the query's pooled 5,000 for 36.
+
+    One batched FAISS call per segment for all queries wanting as many; only queries with a
+    region whose codes are shared by too few distinct units are asked again, for GROWTH times
+    more codes. Codes as near as each region's last wanted unit are then completed
+    (``complete_ties``).
     """
     searched = [s for s, segment in enumerate(db.segments) if segment.index.ntotal]
     largest = max(db.segments[s].index.ntotal for s in searched)
     found: list[Candidates | None] = [None] * len(groups)
-    pending, n = list(range(len(groups))), want
+    asked = np.asarray(wants, dtype=np.int64).copy()  # codes asked of FAISS per region
+    pending = list(range(len(groups)))
     while pending:
-        rows = np.concatenate([groups[q] for q in pending])
-        answers = {s: nearest_codes(db.segments[s], codes[rows], n) for s in searched}
-        bounds = np.cumsum([0, *(len(groups[q]) for q in pending)])
         still = []
-        for q, a, b in zip(pending, bounds[:-1], bounds[1:], strict=True):
-            hits = {s: knn_hits(d[a:b], i[a:b], groups[q]) for s, (d, i) in answers.items()}
-            cands = gather(db, hits, by_region)
-            if len(cands.best) >= want or n >= largest or a == b:
-                last = {s: (d[a:b, -1], i[a:b, -1]) for s, (d, i) in answers.items()}
-                cands = complete_ties(db, codes, groups[q], hits, last, cands, want, by_region)
-                found[q] = dataclasses.replace(cands, best=cands.best[:want])
-            else:
-                still.append(q)
-        pending, n = still, min(largest, n * GROWTH)
+        for n in sorted({int(asked[q]) for q in pending}):
+            batch = [q for q in pending if asked[q] == n]
+            rows = np.concatenate([groups[q] for q in batch])
+            answers = {s: nearest_codes(db.segments[s], codes[rows], n) for s in searched}
+            bounds = np.cumsum([0, *(len(groups[q]) for q in batch)])
+            for q, a, b in zip(batch, bounds[:-1], bounds[1:], strict=True):
+                hits = {s: knn_hits(d[a:b], i[a:b], groups[q]) for s, (d, i) in answers.items()}
+                cands = gather(db, hits, by_region)
+                want = int(wants[q])
+                cutoff = unit_ranks(cands, cands.hamming, groups[q]).cutoffs(b - a, want)
+                if np.isfinite(cutoff).all() or n >= largest or a == b:
+                    last = {s: (d[a:b, -1], i[a:b, -1]) for s, (d, i) in answers.items()}
+                    cands = complete_ties(db, codes, groups[q], hits, last, n, cutoff, by_region)
+                    found[q] = nearest_units(cands, groups[q], want)
+                else:
+                    still.append(q)
+                    asked[q] = min(largest, n * GROWTH)
+        pending = still
     return found  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class UnitRanks:
+    """Where each candidate entry's unit stands among the units its query region reached."""
+
+    row: np.ndarray  # the entry's query region, as a position in the query's region rows
+    rank: np.ndarray  # its unit's place in that region's shortlist (0: nearest)
+    score: np.ndarray  # the entries' scores the units were ranked by
+
+    def cutoffs(self, n_rows: int, want: int) -> np.ndarray:
+        """Each region's score of its ``want``-th unit (infinite where it reached fewer)."""
+        cutoff = np.full(n_rows, np.inf)
+        at = self.rank == want - 1
+        np.minimum.at(cutoff, self.row[at], self.score[at])
+        return cutoff
+
+
+def unit_ranks(cands: Candidates, score: np.ndarray, rows: np.ndarray) -> UnitRanks:
+    """Rank the units of each query region (``rows``: the query's region rows, ascending) by
+    their best entry: least ``score``, then unit, region start and posting row, as
+    ``rank_units`` ranks them for the whole query."""
+    local = np.searchsorted(rows, cands.row)
+    if not len(local):
+        return UnitRanks(local, local.copy(), score)
+    order = np.lexsort((cands.posting, cands.start, cands.unit, score, local))
+    pair = local[order] * (int(cands.unit.max(initial=0)) + 1) + cands.unit[order]
+    _, first, pair_of = np.unique(pair, return_index=True, return_inverse=True)
+    is_first = np.zeros(len(order), dtype=np.int64)
+    is_first[first] = 1
+    seen = np.cumsum(is_first)  # units met so far, all regions
+    region_start = np.flatnonzero(np.r_[True, local[order][1:] != local[order][:-1]])
+    counts = np.diff(np.r_[region_start, len(order)])
+    before = np.repeat(seen[region_start] - is_first[region_start], counts)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = (seen - 1 - before)[first[pair_of]]
+    return UnitRanks(local, rank, score)
+
+
+def nearest_units(cands: Candidates, rows: np.ndarray, want: int) -> Candidates:
+    """The entries of each query region's ``want`` nearest units by Hamming (ties cut as
+    ``rank_units`` orders them), ranked for the whole query."""
+    keep = unit_ranks(cands, cands.hamming, rows).rank < want
+    posting, hamming, row, unit, start = (
+        column[keep]
+        for column in (cands.posting, cands.hamming, cands.row, cands.unit, cands.start)
+    )
+    return Candidates.ranked(posting, hamming, row, unit, start)
 
 
 def complete_ties(
@@ -211,34 +297,37 @@ def complete_ties(
     rows: np.ndarray,
     hits: dict[int, CodeHits],
     last: dict[int, tuple[np.ndarray, np.ndarray]],
-    cands: Candidates,
-    want: int,
+    n: int,
+    cutoff: np.ndarray,
     by_region: bool,
 ) -> Candidates:
-    """The candidates within the Hamming distance of the ``want``-th unit, all of them.
+    """Each region's candidates within the Hamming distance of its last wanted unit
+    (``cutoff``, one per region; infinite: all it reached), all of them.
 
     Many codes share a Hamming distance, and which of them a k-nearest search returns at its
-    cut depends on the index: segments whose k nearest were cut at that distance are searched
-    again by range, and entries beyond it are dropped, so that the candidates (and the regions
-    a re-rank compares) are the same however the database is segmented (flat and IVF indexes;
-    HNSW has no range search).
+    cut depends on the index: regions whose ``n`` nearest in a segment were cut at that
+    distance are searched again by range, and entries beyond it are dropped, so that the
+    candidates (and the regions a re-rank compares) are the same however the database is
+    segmented (flat and IVF indexes; HNSW has no range search).
     """
-    if len(cands.best) < want:
-        return cands
-    cutoff = int(cands.hamming[cands.best[want - 1]])
     for s, (distance, ident) in last.items():
         index = db.segments[s].index
-        cut = np.any((ident >= 0) & (distance <= cutoff)) and len(hits[s][0]) < index.ntotal
-        if not cut or hasattr(index, "hnsw"):
+        cut = (ident >= 0) & (distance <= cutoff) & np.isfinite(cutoff)
+        if not cut.any() or n >= index.ntotal or hasattr(index, "hnsw"):
             continue
-        lims, dist, ids = index.range_search(np.ascontiguousarray(codes[rows]), cutoff + 1)
-        hits[s] = (
-            ids.astype(np.int64),
-            dist.astype(hits[s][1].dtype),
-            np.repeat(rows, np.diff(lims).astype(np.int64)),
-        )
+        code, ham, row = hits[s]
+        kept = ~np.isin(row, rows[cut])
+        parts = [(code[kept], ham[kept], row[kept])]
+        for radius in np.unique(cutoff[cut]):
+            again = rows[cut & (cutoff == radius)]
+            lims, dist, ids = index.range_search(
+                np.ascontiguousarray(codes[again]), int(radius) + 1
+            )
+            counts = np.diff(lims).astype(np.int64)
+            parts.append((ids.astype(np.int64), dist.astype(ham.dtype), np.repeat(again, counts)))
+        hits[s] = tuple(np.concatenate(column) for column in zip(*parts, strict=True))
     for s, (code, ham, row) in hits.items():
-        near = ham <= cutoff
+        near = ham <= cutoff[np.searchsorted(rows, row)]
         hits[s] = (code[near], ham[near], row[near])
     return gather(db, hits, by_region)
 
@@ -357,8 +446,15 @@ def pair_distances(
     return out
 
 
-def refine(db: Database, found: list[Candidates], refiner: Refiner, keep: int) -> list[Candidates]:
-    """Per query, the ``keep`` best candidate targets by the refiner's estimates."""
+def refine(
+    db: Database,
+    found: list[Candidates],
+    refiner: Refiner,
+    keeps: np.ndarray,
+    groups: list[np.ndarray],
+) -> list[Candidates]:
+    """Per query, the units among the ``keeps[q]`` best of any of its regions (``groups[q]``)
+    by the refiner's estimates, ranked by them."""
     estimates = refiner.estimates(
         db,
         np.concatenate([c.row for c in found]),
@@ -366,8 +462,10 @@ def refine(db: Database, found: list[Candidates], refiner: Refiner, keep: int) -
     )
     bounds = np.cumsum([0, *(len(c.posting) for c in found)])
     refined = []
-    for cands, a, b in zip(found, bounds[:-1], bounds[1:], strict=True):
-        best = rank_units(cands.unit, cands.start, cands.posting, estimates[a:b])[:keep]
+    for cands, rows, keep, a, b in zip(found, groups, keeps, bounds[:-1], bounds[1:], strict=True):
+        kept = np.unique(cands.unit[unit_ranks(cands, estimates[a:b], rows).rank < keep])
+        best = rank_units(cands.unit, cands.start, cands.posting, estimates[a:b])
+        best = best[np.isin(cands.unit[best], kept)]
         refined.append(dataclasses.replace(cands, best=best, estimate=estimates[a:b]))
     return refined
 
@@ -412,11 +510,14 @@ def exact_distances(
     pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> list[np.ndarray]:
     """Edit distances of all queries' pairs: global ones in one rapidfuzz call (all cores),
-    semi-global ones (query rows where ``infix``) by edlib."""
+    semi-global ones (query rows where ``infix``) by edlib. Each stored region is read once,
+    however many query regions (a read's tiles) it is paired with."""
     from neurohash.data.edit_distance import infix_distances, paired_distances
 
     rows = np.concatenate([r for r, _, _ in pairs])
-    right = db.region_sequences(np.concatenate([posts for _, posts, _ in pairs]))
+    stored, pair_of = np.unique(np.concatenate([p for _, p, _ in pairs]), return_inverse=True)
+    read = db.region_sequences(stored)
+    right = [read[i] for i in pair_of.tolist()]
     flat = np.empty(len(rows), dtype=np.int32)
     for semi, distance in ((False, paired_distances), (True, infix_distances)):
         (chosen,) = np.nonzero(infix[rows] == semi)
@@ -457,6 +558,19 @@ def n_candidates(k: int, rerank: bool, candidates_factor: float) -> int:
     return max(k, math.ceil(candidates_factor * k)) if rerank else k
 
 
+def region_budgets(
+    total: float, groups: list[np.ndarray], shared: np.ndarray | None, least: float
+) -> np.ndarray:
+    """Units each region of each query shortlists: ``total`` (rounded up), or, for a query
+    whose budget is ``shared``, ``total`` divided among its regions, at least ``least`` each
+    (k: the query's k nearest by Hamming are always among them)."""
+    own = math.ceil(total)
+    if shared is None:
+        return np.full(len(groups), own, dtype=np.int64)
+    split = [math.ceil(max(least, total / max(1, len(rows)))) for rows in groups]
+    return np.where(np.asarray(shared, dtype=bool), split, own).astype(np.int64)
+
+
 def query_rows(query_of: np.ndarray, n_queries: int) -> list[np.ndarray]:
     """Rows (regions) of each query number."""
     order = np.argsort(query_of, kind="stable")
@@ -478,6 +592,7 @@ def search(
     query_minus: np.ndarray | None = None,
     alignment: str = "auto",
     by_region: bool = False,
+    shared: np.ndarray | None = None,
 ) -> list[list[Hit]]:
     """The ``k`` best targets of each query, best first.
 
@@ -489,6 +604,8 @@ def search(
     Hamming distance (``Refiner.code_estimates``).
     ``alignment`` chooses the re-ranking distance (``infix_rows``). A hit is a target (its best
     region) or, ``by_region``, a stored region: a target may then appear more than once.
+    Every query region shortlists ``candidates_factor * k`` units of its own, except in the
+    queries that ``shared[q]`` marks, whose regions share as many (``region_budgets``).
     """
     query_codes = np.ascontiguousarray(query_codes, dtype=np.uint8)
     if query_codes.ndim != 2 or query_codes.shape[1] * 8 != db.code_bits:
@@ -509,16 +626,20 @@ def search(
             f"{db.path}: stores {stored_dim}-dimensional embeddings, the model makes "
             f"{refiner.embeddings.shape[1]}"
         )
-    shortlist = math.ceil(want * refine_factor) if refining else want
     groups = query_rows(query_of, n_queries)
-    cands = all_candidates(db, query_codes, groups, shortlist, by_region)
+    keeps = region_budgets(want, groups, shared, k)
+    if refining:  # each region refines from as many more
+        shortlists = region_budgets(want * refine_factor, groups, shared, k * refine_factor)
+    else:
+        shortlists = keeps
+    cands = all_candidates(db, query_codes, groups, shortlists, by_region)
     if refining:
-        cands = refine(db, cands, refiner, want)
+        cands = refine(db, cands, refiner, keeps, groups)
     minus = np.zeros(len(query_codes), dtype=bool) if query_minus is None else query_minus
     if not rerank:
         return named([hamming_hits(db, q, c, k, minus) for q, c in enumerate(cands)], db)
     infix = infix_rows(query_seqs, alignment, (db.manifest.get("regions") or {}).get("window"))
-    pairs = [rerank_pairs(c, want) for c in cands]
+    pairs = [rerank_pairs(c, int(keep)) for c, keep in zip(cands, keeps, strict=True)]
     distances = exact_distances(db, query_seqs, infix, pairs)
     return named(
         [
@@ -809,8 +930,10 @@ def search_file(
     searched (whole queries of at most ``CANDIDATE_BUDGET`` region shortlists at a time, so
     long tiled queries keep memory bounded); a progress bar goes to stderr. ``step`` tiles
     query strands too (``tile_step``). ``candidates`` (default
-    ``DEFAULT_CANDIDATES_FACTOR * k``) targets are re-ranked with ``rerank``, by the distance
-    ``alignment`` chooses (see ``infix_rows``); ``refine`` defaults to ``DEFAULT_REFINE_FACTOR``.
+    ``DEFAULT_CANDIDATES_FACTOR * k``) targets per query region are re-ranked with ``rerank``,
+    by the distance ``alignment`` chooses (see ``infix_rows``); by default the regions of a
+    query of two windows or more share them (``long_queries``). ``refine`` defaults to
+    ``DEFAULT_REFINE_FACTOR``.
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -851,11 +974,23 @@ def search_file(
                     query_of=query_of[a:b] - first,
                     query_minus=minus[a:b],
                     refiner=refiner,
+                    shared=None if candidates else long_queries(chunk[first:end], settings),
                     **options,
                 )
                 ids = [rec.id for rec in chunk[first:end]]
                 out.writelines(tsv_rows((h for q in hits for h in q), ids, rerank))
             bar.advance(task, len(chunk))
+
+
+def long_queries(records: Sequence[SequenceRecord], settings: dict | None) -> np.ndarray | None:
+    """Which queries share their candidates among their regions by default: those of two
+    region windows or more. Such a query holds several stored regions, each near a region of
+    its own, so a few candidates each find it; a read holds one or two, which only the tile
+    lying over one finds, among its own deep shortlist (``all_candidates``)."""
+    window = (settings or {}).get("window")
+    if not window:
+        return None
+    return np.array([len(rec.seq) >= 2 * int(window) for rec in records], dtype=bool)
 
 
 def record_batches(query_of: np.ndarray, n_records: int, limit: int) -> Iterator[tuple[int, int]]:
