@@ -3,7 +3,8 @@ the same stored genomes.
 
     python bench/genomes.py [--quick] [--ckpt CKPT] [--reads 100] [--windows 40]
         [--workdir outputs/bench_genomes] [--out docs/benchmarks/genomes.json] [--reuse-shards]
-        [--predict OVERRIDE ...] [--step S] [--candidates N] [--peers [NAME ...]]
+        [--predict OVERRIDE ...] [--no-embeddings] [--step S] [--candidates N] [--refine F]
+        [--peers [NAME ...]]
 
 Peers need Debian's ``minimap2``, ``ncbi-blast+``, ``mmseqs2`` and ``mash``
 (``apt-get install -y minimap2 ncbi-blast+ mmseqs2 mash``); without the ``minimap2`` binary the
@@ -257,7 +258,8 @@ def neurohash_build(args: argparse.Namespace, work: Path, stored_dir: Path) -> d
         "trainer.enable_progress_bar=false",
         *args.predict,
     )
-    index_s = run(neurohash_command(), "index", str(shards), "-o", str(db), "--force")
+    codes_only = ["--no-embeddings"] if args.no_embeddings else []
+    index_s = run(neurohash_command(), "index", str(shards), "-o", str(db), "--force", *codes_only)
     stats = json.loads(
         subprocess.run(
             [neurohash_command(), "stats", str(db), "--json"],
@@ -279,7 +281,7 @@ def neurohash_build(args: argparse.Namespace, work: Path, stored_dir: Path) -> d
 
 
 def neurohash_search(
-    work: Path, fasta: Path, out: Path, step: str, candidates: int | None
+    work: Path, fasta: Path, out: Path, step: str, candidates: int | None, refine: float | None
 ) -> tuple[float, dict[str, list[Hit]]]:
     command = [
         neurohash_command(),
@@ -293,6 +295,7 @@ def neurohash_search(
         "--step",
         step,
         *(["--candidates", str(candidates)] if candidates else []),
+        *(["--refine", str(refine)] if refine else []),
     ]
     seconds = run(*command, "-o", str(out))
     return seconds, parse_neurohash(out)
@@ -753,7 +756,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     found_by: dict[str, dict[str, dict[str, list[Hit]]]] = {}
-    search = functools.partial(neurohash_search, step=args.step, candidates=args.candidates)
+    search = functools.partial(
+        neurohash_search, step=args.step, candidates=args.candidates, refine=args.refine
+    )
     searches = {"neurohash": search} | {n: PEERS[n][2] for n in tools if n in PEERS}
     if args.quick and "MMseqs2" in searches:
         searches["MMseqs2"] = functools.partial(mmseqs_search, kmer=QUICK_MMSEQS_K)
@@ -790,6 +795,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             "predict_overrides": args.predict,
             "step": args.step,
             "candidates": args.candidates,
+            "refine": args.refine,
+            "no_embeddings": args.no_embeddings,
             "piece": piece,
             "k": K,
             "window": window,
@@ -972,6 +979,8 @@ def markdown(report: dict[str, Any]) -> str:
         + "".join(f", `{o}`" for o in cfg.get("predict_overrides") or [])
         + (f", `neurohash search --step {cfg['step']}`" if "step" in cfg else "")
         + (f" `--candidates {cfg['candidates']}`" if cfg.get("candidates") else "")
+        + (f" `--refine {cfg['refine']:g}`" if cfg.get("refine") else "")
+        + (", `neurohash index --no-embeddings`" if cfg.get("no_embeddings") else "")
         + f"); model `{cfg['ckpt']}`. Each cell: "
         f"recall@1 / recall@{K}; queries/s from the shell, start-up included. neurohash hits "
         "are regions (`--by-region`), judged by their coordinates as the peers' are.",
@@ -1068,6 +1077,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--candidates", type=int, help="neurohash search --candidates (default its own: 20 x k)"
+    )
+    parser.add_argument(
+        "--refine", type=float, help="neurohash search --refine (default its own: 5)"
+    )
+    parser.add_argument(
+        "--no-embeddings",
+        action="store_true",
+        help="neurohash index --no-embeddings: a database of codes (and sequences) alone",
     )
     parser.add_argument(
         "--peers",

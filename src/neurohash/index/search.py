@@ -109,34 +109,31 @@ class Hit:
 
 
 @dataclass
-class Candidates:
-    """Every stored region FAISS put near one query, and the hit units (targets, or regions
-    with ``by_region``) ranked by best Hamming."""
+class Entries:
+    """Every stored region FAISS put near one query's regions."""
 
     posting: np.ndarray  # posting rows reached
     hamming: np.ndarray  # their Hamming distances
     row: np.ndarray  # the query region (row of query_codes) that reached them
     unit: np.ndarray  # what a hit is: the entry's target number, or its posting row
     start: np.ndarray  # where their regions start in their records (ties between regions)
+
+    def ranked(self, keep: np.ndarray) -> Candidates:
+        """The entries where ``keep``, their units ranked by best Hamming (``rank_units``)."""
+        posting, hamming, row, unit, start = (
+            column[keep] for column in (self.posting, self.hamming, self.row, self.unit, self.start)
+        )
+        best = rank_units(unit, start, posting, hamming)
+        return Candidates(posting, hamming, row, unit, start, best)
+
+
+@dataclass
+class Candidates(Entries):
+    """A query's entries, and the hit units (targets, or regions with ``by_region``) ranked by
+    best Hamming or, once refined, by the model's estimate."""
+
     best: np.ndarray  # indices into the arrays: best entry per unit, ranked
     estimate: np.ndarray | None = None  # the model's float distance in edits, once refined
-
-    @classmethod
-    def ranked(
-        cls,
-        posting: np.ndarray,
-        hamming: np.ndarray,
-        row: np.ndarray,
-        unit: np.ndarray,
-        start: np.ndarray,
-    ) -> Candidates:
-        """The entries with their units ranked by best Hamming (``rank_units``)."""
-        return cls(posting, hamming, row, unit, start, rank_units(unit, start, posting, hamming))
-
-    def subset(self, keep: np.ndarray) -> Candidates:
-        """The entries where ``keep``, ranked again."""
-        columns = (self.posting, self.hamming, self.row, self.unit, self.start)
-        return Candidates.ranked(*(column[keep] for column in columns))
 
 
 # candidate generation ---------------------------------------------------------------------------
@@ -186,12 +183,12 @@ def rank_units(
     return order[first]
 
 
-def gather(db: Database, hits: dict[int, CodeHits], by_region: bool) -> Candidates:
-    """Candidates of one query from its code hits in each segment."""
+def gather(db: Database, hits: dict[int, CodeHits], by_region: bool) -> Entries:
+    """Entries of one query from its code hits in each segment."""
     parts = [expand(db, s, h) for s, h in hits.items()]
     posting, hamming, row, start = (np.concatenate(x) for x in zip(*parts, strict=True))
     unit = posting if by_region else db.target_of[posting]
-    return Candidates.ranked(posting, hamming, row, unit, start)
+    return Entries(posting, hamming, row, unit, start)
 
 
 def all_candidates(
@@ -229,13 +226,13 @@ def all_candidates(
             bounds = np.cumsum([0, *(len(groups[q]) for q in batch)])
             for q, a, b in zip(batch, bounds[:-1], bounds[1:], strict=True):
                 hits = {s: knn_hits(d[a:b], i[a:b], groups[q]) for s, (d, i) in answers.items()}
-                cands = gather(db, hits, by_region)
+                entries = gather(db, hits, by_region)
                 want = int(wants[q])
-                cutoff = unit_ranks(cands, cands.hamming, groups[q]).cutoffs(b - a, want)
+                cutoff = unit_ranks(entries, entries.hamming, groups[q]).cutoffs(b - a, want)
                 if np.isfinite(cutoff).all() or n >= largest or a == b:
                     last = {s: (d[a:b, -1], i[a:b, -1]) for s, (d, i) in answers.items()}
-                    cands = complete_ties(db, codes, groups[q], hits, last, n, cutoff, by_region)
-                    found[q] = nearest_units(cands, groups[q], want)
+                    entries = complete_ties(db, codes, groups[q], hits, last, n, cutoff, by_region)
+                    found[q] = nearest_units(entries, groups[q], want)
                 else:
                     still.append(q)
                     asked[q] = min(largest, n * GROWTH)
@@ -259,15 +256,15 @@ class UnitRanks:
         return cutoff
 
 
-def unit_ranks(cands: Candidates, score: np.ndarray, rows: np.ndarray) -> UnitRanks:
+def unit_ranks(entries: Entries, score: np.ndarray, rows: np.ndarray) -> UnitRanks:
     """Rank the units of each query region (``rows``: the query's region rows, ascending) by
     their best entry: least ``score``, then unit, region start and posting row, as
     ``rank_units`` ranks them for the whole query."""
-    local = np.searchsorted(rows, cands.row)
+    local = np.searchsorted(rows, entries.row)
     if not len(local):
         return UnitRanks(local, local.copy(), score)
-    order = np.lexsort((cands.posting, cands.start, cands.unit, score, local))
-    pair = local[order] * (int(cands.unit.max(initial=0)) + 1) + cands.unit[order]
+    order = np.lexsort((entries.posting, entries.start, entries.unit, score, local))
+    pair = local[order] * (int(entries.unit.max(initial=0)) + 1) + entries.unit[order]
     _, first, pair_of = np.unique(pair, return_index=True, return_inverse=True)
     is_first = np.zeros(len(order), dtype=np.int64)
     is_first[first] = 1
@@ -280,15 +277,10 @@ def unit_ranks(cands: Candidates, score: np.ndarray, rows: np.ndarray) -> UnitRa
     return UnitRanks(local, rank, score)
 
 
-def nearest_units(cands: Candidates, rows: np.ndarray, want: int) -> Candidates:
+def nearest_units(entries: Entries, rows: np.ndarray, want: int) -> Candidates:
     """The entries of each query region's ``want`` nearest units by Hamming (ties cut as
     ``rank_units`` orders them), ranked for the whole query."""
-    keep = unit_ranks(cands, cands.hamming, rows).rank < want
-    posting, hamming, row, unit, start = (
-        column[keep]
-        for column in (cands.posting, cands.hamming, cands.row, cands.unit, cands.start)
-    )
-    return Candidates.ranked(posting, hamming, row, unit, start)
+    return entries.ranked(unit_ranks(entries, entries.hamming, rows).rank < want)
 
 
 def complete_ties(
@@ -300,7 +292,7 @@ def complete_ties(
     n: int,
     cutoff: np.ndarray,
     by_region: bool,
-) -> Candidates:
+) -> Entries:
     """Each region's candidates within the Hamming distance of its last wanted unit
     (``cutoff``, one per region; infinite: all it reached), all of them.
 
