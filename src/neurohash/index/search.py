@@ -810,11 +810,11 @@ def region_sampler(
     window = kwargs["window"] = min(int(kwargs["window"]), max_len)
 
     def regions(seq: str) -> list[tuple[int, int]]:
-        anchored = sample_regions(seq, **kwargs)
+        as_stored = sample_regions(seq, **kwargs)
         every = tile_step(step, window, len(seq), kwargs.get("stride"))
         if every is None:
-            return anchored
-        return sorted(set(anchored) | set(tiled_regions(len(seq), window, every)))
+            return as_stored
+        return sorted(set(as_stored) | set(tiled_regions(len(seq), window, every)))
 
     return regions
 
