@@ -939,10 +939,15 @@ def markdown(report: dict[str, Any]) -> str:
     for name, t in tools.items():
         note = t.get("note", "")
         if name == "neurohash":
+            embeddings = (
+                "no embeddings stored"
+                if cfg.get("no_embeddings")
+                else f"with int8 embeddings {t['data_bytes'] / base:.3f}"
+            )
             note = (
                 f"codes + postings; with the sequence store "
-                f"{t['index_bytes_with_sequences'] / base:.3f}, with int8 embeddings "
-                f"{t['data_bytes'] / base:.3f} bytes/base; build = predict.py "
+                f"{t['index_bytes_with_sequences'] / base:.3f} bytes/base, {embeddings}; "
+                f"build = predict.py "
                 f"{t['predict_s']:.0f} s + index {t['index_s']:.0f} s"
                 + (
                     " (shards of an earlier run reused: predict.py only checked them)"
