@@ -118,13 +118,12 @@ class Entries:
     unit: np.ndarray  # what a hit is: the entry's target number, or its posting row
     start: np.ndarray  # where their regions start in their records (ties between regions)
 
-    def ranked(self, keep: np.ndarray) -> Candidates:
-        """The entries where ``keep``, their units ranked by best Hamming (``rank_units``)."""
-        posting, hamming, row, unit, start = (
-            column[keep] for column in (self.posting, self.hamming, self.row, self.unit, self.start)
-        )
-        best = rank_units(unit, start, posting, hamming)
-        return Candidates(posting, hamming, row, unit, start, best)
+    def ranked(self, chosen: np.ndarray, score: np.ndarray) -> Candidates:
+        """These entries, with the units of the ``chosen`` ones as the candidate units, ranked by
+        their best entry's ``score`` (``rank_units``)."""
+        best = rank_units(self.unit, self.start, self.posting, score)
+        best = best[np.isin(self.unit[best], self.unit[chosen])]
+        return Candidates(self.posting, self.hamming, self.row, self.unit, self.start, best)
 
 
 @dataclass
@@ -278,9 +277,10 @@ def unit_ranks(entries: Entries, score: np.ndarray, rows: np.ndarray) -> UnitRan
 
 
 def nearest_units(entries: Entries, rows: np.ndarray, want: int) -> Candidates:
-    """The entries of each query region's ``want`` nearest units by Hamming (ties cut as
-    ``rank_units`` orders them), ranked for the whole query."""
-    return entries.ranked(unit_ranks(entries, entries.hamming, rows).rank < want)
+    """The entries, each query region's ``want`` nearest units by Hamming (ties cut as
+    ``rank_units`` orders them) the candidate units, ranked for the whole query; the entries of
+    units tied at a region's cut stay, for refining to choose from."""
+    return entries.ranked(unit_ranks(entries, entries.hamming, rows).rank < want, entries.hamming)
 
 
 def complete_ties(
@@ -455,10 +455,9 @@ def refine(
     bounds = np.cumsum([0, *(len(c.posting) for c in found)])
     refined = []
     for cands, rows, keep, a, b in zip(found, groups, keeps, bounds[:-1], bounds[1:], strict=True):
-        kept = np.unique(cands.unit[unit_ranks(cands, estimates[a:b], rows).rank < keep])
-        best = rank_units(cands.unit, cands.start, cands.posting, estimates[a:b])
-        best = best[np.isin(cands.unit[best], kept)]
-        refined.append(dataclasses.replace(cands, best=best, estimate=estimates[a:b]))
+        score = estimates[a:b]
+        chosen = cands.ranked(unit_ranks(cands, score, rows).rank < keep, score)
+        refined.append(dataclasses.replace(chosen, estimate=score))
     return refined
 
 
