@@ -34,7 +34,6 @@ from neurohash.index.search import (
     Refiner,
     embed_queries,
     infix_rows,
-    locus_support,
     long_queries,
     pair_distances,
     query_regions,
@@ -149,19 +148,6 @@ def test_every_query_region_shortlists_its_own_candidates(
     assert hits[0].edit_distance == 0 and hits[0].hamming == 3
     near_region_0 = search(db, codes[:1], k=3)[0]
     assert all(h.hamming < 3 for h in near_region_0)  # a pooled shortlist of 2 held none of it
-
-
-def test_a_locus_is_supported_by_every_query_region_along_it() -> None:
-    """Five regions of a query, 11 bases apart, align along one stretch of target 0 (diagonal
-    about 1,000, moved by indels across a band edge); one of them also aligns to target 1 (a
-    repeat), and one pair lies on the other strand: each of those is supported by itself."""
-    rows = np.array([0, 1, 2, 3, 4, 2, 3])
-    starts = np.array([0, 11, 22, 33, 44])
-    region_start = np.array([1000, 1010, 1020, 1030, 1050, 7000, 1030])
-    target = np.array([0, 0, 0, 0, 0, 1, 0])
-    minus = np.array([False] * 6 + [True])
-    support = locus_support(target, minus, region_start - starts[rows], rows, 100)
-    assert support.tolist() == [5, 5, 5, 5, 5, 1, 1]
 
 
 def test_long_queries_share_their_candidates_among_their_regions() -> None:
@@ -579,10 +565,10 @@ def test_tiles_recover_a_stored_region_whose_anchor_a_mutation_lost(shared_data:
     middle = centre - (start - 300)
     mutant = piece[:middle] + {"A": "C"}.get(piece[middle], "A") + piece[middle + 1 :]
     query = [SequenceRecord("q", mutant)]
-    anchored, _, _, _ = query_regions(query, 160, settings)
+    anchored, _, _ = query_regions(query, 160, settings)
     assert piece[300:460] not in anchored
     assert min(abs(mutant.find(r) - 300) for r in anchored) > 5
-    tiled, owner, minus, _ = query_regions(query, 160, settings, strand="both", step=10)
+    tiled, owner, minus = query_regions(query, 160, settings, strand="both", step=10)
     assert set(anchored) < set(tiled) and len(tiled) > 2 * len(anchored)
     forward = [r for r, m in zip(tiled, minus, strict=True) if not m]
     assert min(abs(mutant.find(r) - 300) for r in forward) <= 5

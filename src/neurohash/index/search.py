@@ -47,7 +47,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -149,8 +149,6 @@ def nearest_codes(segment: Segment, codes: np.ndarray, n: int) -> tuple[np.ndarr
 
 # code hits of one segment for one query: (code id, Hamming, query row), flat
 CodeHits = tuple[np.ndarray, np.ndarray, np.ndarray]
-# pairs of one query to align: (query row, posting row, its unit, its region start)
-Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def knn_hits(distances: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> CodeHits:
@@ -466,9 +464,8 @@ def refine(
 # re-ranking -------------------------------------------------------------------------------------
 
 
-def rerank_pairs(cands: Candidates, limit: int) -> Pairs:
-    """Unique (query row, posting row) pairs to align, the unit and region start of each
-    posting: the
+def rerank_pairs(cands: Candidates, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique (query row, posting row) pairs to align, and the unit of each posting: the
     entries FAISS reached of the candidate units, at most ``limit`` per query region (the
     nearest by Hamming, or by the model once refined; each unit's best entry always), so that a
     target of thousands of regions (a genome) does not put all of them in the re-rank."""
@@ -483,7 +480,7 @@ def rerank_pairs(cands: Candidates, limit: int) -> Pairs:
     columns = (cands.row, cands.start, cands.posting, cands.unit)
     # a posting has one start and one unit: the same pairs, by query row, then region start
     pairs = np.unique(np.stack([column[chosen] for column in columns], axis=1), axis=0)
-    return pairs[:, 0], pairs[:, 2], pairs[:, 3], pairs[:, 1]
+    return pairs[:, 0], pairs[:, 2], pairs[:, 3]
 
 
 def infix_rows(query_seqs: Sequence[str], alignment: str, window: int | None) -> np.ndarray:
@@ -501,22 +498,22 @@ def exact_distances(
     db: Database,
     query_seqs: Sequence[str],
     infix: np.ndarray,
-    pairs: list[Pairs],
+    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> list[np.ndarray]:
     """Edit distances of all queries' pairs: global ones in one rapidfuzz call (all cores),
     semi-global ones (query rows where ``infix``) by edlib. Each stored region is read once,
     however many query regions (a read's tiles) it is paired with."""
     from neurohash.data.edit_distance import infix_distances, paired_distances
 
-    rows = np.concatenate([pair[0] for pair in pairs])
-    stored, pair_of = np.unique(np.concatenate([pair[1] for pair in pairs]), return_inverse=True)
+    rows = np.concatenate([r for r, _, _ in pairs])
+    stored, pair_of = np.unique(np.concatenate([p for _, p, _ in pairs]), return_inverse=True)
     read = db.region_sequences(stored)
     right = [read[i] for i in pair_of.tolist()]
     flat = np.empty(len(rows), dtype=np.int32)
     for semi, distance in ((False, paired_distances), (True, infix_distances)):
         (chosen,) = np.nonzero(infix[rows] == semi)
         flat[chosen] = distance([query_seqs[rows[i]] for i in chosen], [right[i] for i in chosen])
-    bounds = np.cumsum([0, *(len(pair[0]) for pair in pairs)])
+    bounds = np.cumsum([0, *(len(r) for r, _, _ in pairs)])
     return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
@@ -526,51 +523,20 @@ def reranked(
     posting: np.ndarray,
     unit: np.ndarray,
     distance: np.ndarray,
-    support: np.ndarray | None = None,
 ) -> list[tuple[int, int, int, int]]:
     """(candidate rank, query row, best posting by edit distance, edit distance) per candidate
-    unit, from the aligned (row, posting, its unit, distance), ordered by edit distance, or
-    first by the ``support`` of each unit's best pair (``locus_support``), most first.
+    unit, from the aligned (row, posting, its unit, distance), ordered by edit distance.
 
     Ties keep the candidate order (and the first pair), so the result is deterministic.
     """
     rank_of = {int(u): i for i, u in enumerate(cands.unit[cands.best])}
-    best: dict[int, tuple[int, int, int, int]] = {}
-    backing = np.zeros(len(rows), dtype=np.int64) if support is None else support
+    best: dict[int, tuple[int, int, int]] = {}
     aligned = zip(rows.tolist(), posting.tolist(), unit.tolist(), distance.tolist(), strict=True)
-    for (row, post, u, dist), held in zip(aligned, backing.tolist(), strict=True):
+    for row, post, u, dist in aligned:
         rank = rank_of[u]
         if rank not in best or dist < best[rank][2]:
-            best[rank] = (row, post, dist, held)
-    order = sorted(best.items(), key=lambda x: (-x[1][3], x[1][2], x[0]))
-    return [(rank, row, post, dist) for rank, (row, post, dist, _) in order]
-
-
-def locus_support(
-    target: np.ndarray,
-    minus: np.ndarray,
-    diagonal: np.ndarray,
-    row: np.ndarray,
-    width: int,
-) -> np.ndarray:
-    """For each aligned pair of one query, how many of the query's regions align along its
-    locus: the same target and strand, and a diagonal (stored region start minus query region
-    start) in the same or a neighbouring band of ``width`` bases (indels move it a little).
-
-    A long query's hits are ranked by it before their edit distance: a 5 kb fragment from a
-    *B. subtilis* rRNA operon aligned a tile better to another copy of the operon than to its
-    origin, whose locus every region of the fragment supports (README's genomes bench)."""
-    band = np.floor_divide(diagonal, max(1, width))
-    keys = np.stack([target, minus.astype(np.int64), band], axis=1)
-    loci, locus_of = np.unique(keys, axis=0, return_inverse=True)
-    locus_of = locus_of.ravel()
-    held = np.unique(np.stack([locus_of, row], axis=1), axis=0)[:, 0]
-    count = np.bincount(held, minlength=len(loci))
-    same = np.all(loci[1:, :2] == loci[:-1, :2], axis=1) & (loci[1:, 2] == loci[:-1, 2] + 1)
-    support = count.copy()
-    support[:-1] += np.where(same, count[1:], 0)
-    support[1:] += np.where(same, count[:-1], 0)
-    return support[locus_of]
+            best[rank] = (row, post, dist)
+    return sorted(((r, *found) for r, found in best.items()), key=lambda x: (x[3], x[0]))
 
 
 # the search -------------------------------------------------------------------------------------
@@ -618,8 +584,6 @@ def search(
     alignment: str = "auto",
     by_region: bool = False,
     shared: np.ndarray | None = None,
-    query_start: np.ndarray | None = None,
-    chained: np.ndarray | None = None,
 ) -> list[list[Hit]]:
     """The ``k`` best targets of each query, best first.
 
@@ -632,9 +596,7 @@ def search(
     ``alignment`` chooses the re-ranking distance (``infix_rows``). A hit is a target (its best
     region) or, ``by_region``, a stored region: a target may then appear more than once.
     Every query region shortlists ``candidates_factor * k`` units of its own, except in the
-    queries that ``shared[q]`` marks, whose regions share as many (``region_budgets``). The
-    re-ranked hits of the queries that ``chained[q]`` marks are ranked by the support of their
-    locus first (``locus_support``; ``query_start[r]``: where region r starts in its strand).
+    queries that ``shared[q]`` marks, whose regions share as many (``region_budgets``).
     """
     query_codes = np.ascontiguousarray(query_codes, dtype=np.uint8)
     if query_codes.ndim != 2 or query_codes.shape[1] * 8 != db.code_bits:
@@ -670,10 +632,9 @@ def search(
     infix = infix_rows(query_seqs, alignment, (db.manifest.get("regions") or {}).get("window"))
     pairs = [rerank_pairs(c, int(keep)) for c, keep in zip(cands, keeps, strict=True)]
     distances = exact_distances(db, query_seqs, infix, pairs)
-    located = lambda q: query_start if chained is not None and chained[q] else None  # noqa: E731
     return named(
         [
-            edit_hits(db, q, c, (p, d), k, minus, infix, located(q))
+            edit_hits(db, q, c, (p, d), k, minus, infix)
             for q, (c, p, d) in enumerate(zip(cands, pairs, distances, strict=True))
         ],
         db,
@@ -754,24 +715,17 @@ def edit_hits(
     db: Database,
     query: int,
     cands: Candidates,
-    pairs: tuple[Pairs, np.ndarray],
+    pairs: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
     k: int,
     minus: np.ndarray,
     infix: np.ndarray,
-    starts: np.ndarray | None = None,
 ) -> list[Hit]:
     """The first k candidate targets by exact edit distance of their (query row, posting)
     ``pairs`` (Hamming and estimate of the entry that made the target a candidate; strand of
-    the query row that aligned best). Given the query regions' ``starts`` in their strands,
-    hits are ranked by the support of their locus first (``locus_support``)."""
-    (rows, posting, unit, region_start), distance = pairs
-    support = None
-    if starts is not None and len(rows):
-        width = int((db.manifest.get("regions") or {}).get("window") or 1)
-        diagonal = region_start - starts[rows]
-        support = locus_support(db.target_of[posting], minus[rows], diagonal, rows, width)
+    the query row that aligned best)."""
+    (rows, posting, unit), distance = pairs
     hits = []
-    ranked = reranked(cands, rows, posting, unit, distance, support)[:k]
+    ranked = reranked(cands, rows, posting, unit, distance)[:k]
     for rank, (cand_rank, row, post, dist) in enumerate(ranked, 1):
         entry = cands.best[cand_rank]
         estimate = estimate_of(db, cands, entry)
@@ -799,24 +753,15 @@ def iter_queries(path: str | os.PathLike, cleaning: Cleaning) -> Iterator[Sequen
         yield SequenceRecord(rec.id, seq, rec.source)
 
 
-class QueryRegions(NamedTuple):
-    """The regions queries are cut into, one entry per region."""
-
-    seqs: list[str]
-    query_of: np.ndarray  # the query (record number) of each region
-    minus: np.ndarray  # whether it was cut from the reverse complement
-    start: np.ndarray  # where it starts in the strand it was cut from
-
-
 def query_regions(
     records: Sequence[SequenceRecord],
     max_len: int,
     settings: dict | None = None,
     strand: str = "plus",
     step: int | str | None = None,
-) -> QueryRegions:
-    """Region sequences of the queries, the query number of each region, whether it is
-    reverse-complemented and where it starts in its strand.
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Region sequences of the queries, the query number of each region and whether it is
+    reverse-complemented.
 
     Uses the database's own region sampling (``neurohash.data.regions``) where available;
     otherwise each query is one region, its first ``max_len`` bases. With ``strand="both"``
@@ -831,7 +776,6 @@ def query_regions(
     seqs: list[str] = []
     owner: list[int] = []
     minus: list[bool] = []
-    starts: list[int] = []
     for number, rec in enumerate(records):
         strands = ((rec.seq, False), (reverse_complement(rec.seq), True))
         for seq, reverse in strands if strand == "both" else strands[:1]:
@@ -839,13 +783,7 @@ def query_regions(
                 seqs.append(seq[start:end])
                 owner.append(number)
                 minus.append(reverse)
-                starts.append(start)
-    return QueryRegions(
-        seqs,
-        np.asarray(owner, dtype=np.int64),
-        np.asarray(minus, dtype=bool),
-        np.asarray(starts, dtype=np.int64),
-    )
+    return seqs, np.asarray(owner, dtype=np.int64), np.asarray(minus, dtype=bool)
 
 
 def region_sampler(
@@ -1013,13 +951,12 @@ def search_file(
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("searching queries", total=None)
         for chunk in chunked(iter_queries(queries, inference_cleaning(cleaning)), QUERY_CHUNK):
-            seqs, query_of, minus, starts = query_regions(chunk, max_len, settings, strand, step)
+            seqs, query_of, minus = query_regions(chunk, max_len, settings, strand, step)
             for first, end in record_batches(query_of, len(chunk), limit):
                 a, b = np.searchsorted(query_of, [first, end])
                 codes, refiner = embed_queries(
                     module, seqs[a:b], max_len, batch_size, db.has_embeddings
                 )
-                long = long_queries(chunk[first:end], settings)
                 hits = search(
                     db,
                     codes,
@@ -1028,9 +965,7 @@ def search_file(
                     query_of=query_of[a:b] - first,
                     query_minus=minus[a:b],
                     refiner=refiner,
-                    shared=None if candidates else long,
-                    query_start=starts[a:b],
-                    chained=long,
+                    shared=None if candidates else long_queries(chunk[first:end], settings),
                     **options,
                 )
                 ids = [rec.id for rec in chunk[first:end]]
@@ -1039,11 +974,10 @@ def search_file(
 
 
 def long_queries(records: Sequence[SequenceRecord], settings: dict | None) -> np.ndarray | None:
-    """Which queries share their candidates among their regions by default, and have their
-    hits ranked by locus (``locus_support``): those of two region windows or more. Such a query
-    holds several stored regions, each near a region of its own, so a few candidates each find
-    it; a read holds one or two, which only the tile lying over one finds, among its own deep
-    shortlist (``all_candidates``)."""
+    """Which queries share their candidates among their regions by default: those of two
+    region windows or more. Such a query holds several stored regions, each near a region of
+    its own, so a few candidates each find it; a read holds one or two, which only the tile
+    lying over one finds, among its own deep shortlist (``all_candidates``)."""
     window = (settings or {}).get("window")
     if not window:
         return None
