@@ -468,6 +468,38 @@ def test_reads_of_a_stored_genome_are_found_on_both_strands(
         assert len(set(regions)) == 3 and distances == sorted(distances) and distances[0] == 0
 
 
+def test_a_fragment_of_a_repeat_is_found_once_at_each_copy(
+    checkpoint: Path, shared_data: Path, tmp_path: Path, capsys
+) -> None:
+    """A long query's hits are loci: 20 kb of a real genome with 1.5 kb of it repeated 10 kb
+    on, a base in 100 changed, tiled every 40 bases. A 1 kb piece of the first copy, on either
+    strand, holds regions of it at distance 0 and of the second at 1 or 2; its two hits are one
+    region of each copy, not two of the first."""
+    genome = next(iter_records(shared_data / "genomes" / "shew_os185.fa.gz"))
+    piece = genome.seq[100_000:120_000]
+    repeat = list(piece[2_000:3_500])
+    for i in range(50, len(repeat), 100):
+        repeat[i] = {"A": "C"}.get(repeat[i], "A")
+    stored = piece[:12_000] + "".join(repeat) + piece[12_000:]  # copies at 2,000 and 12,000
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "genome.fasta").write_text(f">{genome.id}\n{stored}\n")
+    shards, db = tmp_path / "shards", tmp_path / "db"
+    run_predict(checkpoint, tmp_path / "in", shards, "regions.stride=40")
+    assert main(["index", str(shards), "-o", str(db)]) == 0
+    query = piece[2_200:3_200]
+    (tmp_path / "q.fasta").write_text(f">q\n{query}\n>rc\n{reverse_complement(query)}\n")
+    capsys.readouterr()
+    args = ["search", str(db), str(tmp_path / "q.fasta"), "--rerank", "--by-region", "-k", "2"]
+    assert main(args) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(r[0], r[2]) for r in rows] == [("q", "+")] * 2 + [("rc", "-")] * 2
+    assert [r[8] for r in rows[::2]] == ["0", "0"] and all(int(r[8]) > 0 for r in rows[1::2])
+    for pair in (rows[:2], rows[2:]):
+        copies = sorted(int(r[6]) // 10_000 for r in pair)  # 2,200-3,200 or 12,200-13,200
+        assert copies == [0, 1]
+        assert all(int(r[6]) % 10_000 >= 2_200 and int(r[7]) % 10_000 <= 3_200 for r in pair)
+
+
 def test_a_database_tiled_every_stride_bases_holds_every_read_of_window_plus_stride(
     checkpoint: Path, shared_data: Path, tmp_path: Path, capsys
 ) -> None:

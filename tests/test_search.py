@@ -31,14 +31,18 @@ from neurohash.hashing import hamming_matrix
 from neurohash.index import search as search_module
 from neurohash.index.database import Database, DatabaseError, build_database
 from neurohash.index.search import (
+    Candidates,
+    Pairs,
     Refiner,
     embed_queries,
     infix_rows,
     long_queries,
     pair_distances,
+    pair_loci,
     query_regions,
     record_batches,
     region_budgets,
+    reranked,
     search,
     tile_step,
 )
@@ -158,6 +162,28 @@ def test_long_queries_share_their_candidates_among_their_regions() -> None:
     records = [SequenceRecord("read", "A" * 150), SequenceRecord("fragment", "A" * 1000)]
     assert long_queries(records, {"window": 100}).tolist() == [False, True]
     assert long_queries(records, None) is None
+
+
+def test_a_long_querys_hits_are_one_per_locus() -> None:
+    """Three regions of a query align along one stretch of target 0 (diagonal 0, then 4 as an
+    insertion moves it), one region as well to target 1: by edit distance alone target 0's
+    regions fill the hits; by locus, target 0's stretch is one hit, its best region, and ties
+    at one edit distance go to the locus more of the query's regions support."""
+    posting = np.arange(5)
+    target, start = np.array([1, 0, 0, 0, 0]), np.array([1000, 0, 50, 104, 5000])
+    row, query_start = np.array([1, 0, 1, 2, 0]), np.array([0, 50, 100])
+    minus = np.zeros(3, dtype=bool)
+    loci = pair_loci(target[posting], minus[row], start - query_start[row], row, 100)
+    assert loci.of.tolist() == [2, 0, 0, 0, 1] and loci.support.tolist() == [3, 1, 1]
+    cands = Candidates(posting, np.zeros(5), row, posting, start, best=np.arange(5))
+    pairs = Pairs(row, posting, posting, start)
+    distance = np.array([5, 6, 5, 7, 9])
+    assert [hit[2] for hit in reranked(cands, pairs, distance)] == [0, 2, 1, 3, 4]
+    assert [hit[2] for hit in reranked(cands, pairs, distance, loci)] == [2, 0, 4]
+    # the other strand of the same target is another locus
+    diagonal = start - query_start[row]
+    loci = pair_loci(target[posting], np.array([False, True, False])[row], diagonal, row, 100)
+    assert loci.of[1] == loci.of[3] != loci.of[2] and loci.support.tolist() == [2, 1, 1, 1]
 
 
 def test_more_hits_than_targets_returns_all_targets(synthetic_db: tuple[Database, dict]) -> None:
@@ -565,14 +591,17 @@ def test_tiles_recover_a_stored_region_whose_anchor_a_mutation_lost(shared_data:
     middle = centre - (start - 300)
     mutant = piece[:middle] + {"A": "C"}.get(piece[middle], "A") + piece[middle + 1 :]
     query = [SequenceRecord("q", mutant)]
-    anchored, _, _ = query_regions(query, 160, settings)
+    anchored = query_regions(query, 160, settings).seqs
     assert piece[300:460] not in anchored
     assert min(abs(mutant.find(r) - 300) for r in anchored) > 5
-    tiled, owner, minus = query_regions(query, 160, settings, strand="both", step=10)
+    tiled, owner, minus, starts = query_regions(query, 160, settings, strand="both", step=10)
     assert set(anchored) < set(tiled) and len(tiled) > 2 * len(anchored)
     forward = [r for r, m in zip(tiled, minus, strict=True) if not m]
     assert min(abs(mutant.find(r) - 300) for r in forward) <= 5
     assert minus.any() and (owner == 0).all()
+    strands = {False: mutant, True: reverse_complement(mutant)}  # each region is where it says
+    cut = zip(tiled, minus.tolist(), starts.tolist(), strict=True)
+    assert all(strands[m][s : s + len(r)] == r for r, m, s in cut)
 
 
 def test_auto_step_tiles_short_queries_and_every_query_of_a_tiled_database() -> None:

@@ -25,7 +25,10 @@ region shortlisting stored regions of its own (``all_candidates``), merged per q
    regions are not all aligned), read from the segments' sequence stores: global (rapidfuzz),
    or semi-global (``infix``: the query region against its best-matching substring of the
    stored region, edlib's HW) for a query region shorter than half the database's region
-   window (``alignment="auto"``), such as a read against genome windows.
+   window (``alignment="auto"``), such as a read against genome windows. A query of two
+   windows or more (``long_queries``) has one hit per locus, its best region: the aligned
+   pairs along one stretch of one target and strand (``pair_loci``), as minimap2 reports one
+   chain per locus, so that the copies of a repeat are hits rather than one copy's regions.
 
 Queries are searched on both strands (``neurohash search --strand both``, the default): each
 query region is searched as given (``+``) and reverse-complemented (``-``), and a hit reports the
@@ -47,7 +50,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 import numpy as np
 
@@ -464,11 +467,20 @@ def refine(
 # re-ranking -------------------------------------------------------------------------------------
 
 
-def rerank_pairs(cands: Candidates, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unique (query row, posting row) pairs to align, and the unit of each posting: the
-    entries FAISS reached of the candidate units, at most ``limit`` per query region (the
-    nearest by Hamming, or by the model once refined; each unit's best entry always), so that a
-    target of thousands of regions (a genome) does not put all of them in the re-rank."""
+class Pairs(NamedTuple):
+    """(query region, stored region) pairs of one query to align."""
+
+    row: np.ndarray  # the query region (row of query_codes)
+    posting: np.ndarray  # the stored region's posting row
+    unit: np.ndarray  # its hit unit (target number, or posting row)
+    start: np.ndarray  # where the stored region starts in its record
+
+
+def rerank_pairs(cands: Candidates, limit: int) -> Pairs:
+    """Unique (query row, posting row) pairs to align: the entries FAISS reached of the
+    candidate units, at most ``limit`` per query region (the nearest by Hamming, or by the
+    model once refined; each unit's best entry always), so that a target of thousands of
+    regions (a genome) does not put all of them in the re-rank."""
     (chosen,) = np.nonzero(np.isin(cands.unit, cands.unit[cands.best]))
     score = cands.hamming if cands.estimate is None else cands.estimate
     keys = (cands.posting, cands.start, cands.unit, score, cands.row)
@@ -480,7 +492,7 @@ def rerank_pairs(cands: Candidates, limit: int) -> tuple[np.ndarray, np.ndarray,
     columns = (cands.row, cands.start, cands.posting, cands.unit)
     # a posting has one start and one unit: the same pairs, by query row, then region start
     pairs = np.unique(np.stack([column[chosen] for column in columns], axis=1), axis=0)
-    return pairs[:, 0], pairs[:, 2], pairs[:, 3]
+    return Pairs(pairs[:, 0], pairs[:, 2], pairs[:, 3], pairs[:, 1])
 
 
 def infix_rows(query_seqs: Sequence[str], alignment: str, window: int | None) -> np.ndarray:
@@ -498,45 +510,80 @@ def exact_distances(
     db: Database,
     query_seqs: Sequence[str],
     infix: np.ndarray,
-    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    pairs: list[Pairs],
 ) -> list[np.ndarray]:
     """Edit distances of all queries' pairs: global ones in one rapidfuzz call (all cores),
     semi-global ones (query rows where ``infix``) by edlib. Each stored region is read once,
     however many query regions (a read's tiles) it is paired with."""
     from neurohash.data.edit_distance import infix_distances, paired_distances
 
-    rows = np.concatenate([r for r, _, _ in pairs])
-    stored, pair_of = np.unique(np.concatenate([p for _, p, _ in pairs]), return_inverse=True)
+    rows = np.concatenate([pair.row for pair in pairs])
+    stored, pair_of = np.unique(np.concatenate([p.posting for p in pairs]), return_inverse=True)
     read = db.region_sequences(stored)
     right = [read[i] for i in pair_of.tolist()]
     flat = np.empty(len(rows), dtype=np.int32)
     for semi, distance in ((False, paired_distances), (True, infix_distances)):
         (chosen,) = np.nonzero(infix[rows] == semi)
         flat[chosen] = distance([query_seqs[rows[i]] for i in chosen], [right[i] for i in chosen])
-    bounds = np.cumsum([0, *(len(r) for r, _, _ in pairs)])
+    bounds = np.cumsum([0, *(len(pair.row) for pair in pairs)])
     return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def reranked(
-    cands: Candidates,
-    rows: np.ndarray,
-    posting: np.ndarray,
-    unit: np.ndarray,
-    distance: np.ndarray,
+    cands: Candidates, pairs: Pairs, distance: np.ndarray, loci: Loci | None = None
 ) -> list[tuple[int, int, int, int]]:
-    """(candidate rank, query row, best posting by edit distance, edit distance) per candidate
-    unit, from the aligned (row, posting, its unit, distance), ordered by edit distance.
+    """(candidate rank, query row, posting, edit distance) per hit, best first, from the
+    aligned ``pairs`` and their ``distance``: each candidate unit's best pair by edit distance.
 
-    Ties keep the candidate order (and the first pair), so the result is deterministic.
+    With ``loci``, a hit is instead each locus's best pair, equal edit distances ranked by
+    the locus's support (most first); where several loci share a unit, its first. Ties keep
+    the candidate order (and the first pair), so the result is deterministic.
     """
     rank_of = {int(u): i for i, u in enumerate(cands.unit[cands.best])}
-    best: dict[int, tuple[int, int, int]] = {}
-    aligned = zip(rows.tolist(), posting.tolist(), unit.tolist(), distance.tolist(), strict=True)
-    for row, post, u, dist in aligned:
-        rank = rank_of[u]
-        if rank not in best or dist < best[rank][2]:
-            best[rank] = (row, post, dist)
-    return sorted(((r, *found) for r, found in best.items()), key=lambda x: (x[3], x[0]))
+    ranks = [rank_of[u] for u in pairs.unit.tolist()]
+    group = ranks if loci is None else loci.of.tolist()
+    support = np.zeros(len(ranks), np.int64) if loci is None else loci.support[loci.of]
+    best: dict[int, tuple[int, int, int, int, int]] = {}
+    aligned = zip(
+        group, pairs.row.tolist(), pairs.posting.tolist(), distance.tolist(), ranks, strict=True
+    )
+    for (g, row, post, dist, rank), held in zip(aligned, support.tolist(), strict=True):
+        if g not in best or (dist, rank) < (best[g][3], best[g][0]):
+            best[g] = (rank, row, post, dist, held)
+    ranked, seen = [], set()
+    for rank, row, post, dist, _ in sorted(best.values(), key=lambda x: (x[3], -x[4], x[0])):
+        if rank not in seen:
+            seen.add(rank)
+            ranked.append((rank, row, post, dist))
+    return ranked
+
+
+class Loci(NamedTuple):
+    """The loci of one query's aligned pairs."""
+
+    of: np.ndarray  # the locus of each pair
+    support: np.ndarray  # per locus: how many of the query's regions align along it
+
+
+def pair_loci(
+    target: np.ndarray, minus: np.ndarray, diagonal: np.ndarray, row: np.ndarray, width: int
+) -> Loci:
+    """Where one query's aligned pairs lie: a locus is a target and strand, and a run of
+    neighbouring diagonals (stored region start minus query region start) in bands of
+    ``width`` bases (indels move the diagonal a little), as minimap2 chains seeds.
+
+    A long query's hits are one per locus: a fragment of a *B. subtilis* rRNA operon aligns a
+    tile better to another copy of the operon than to its origin, and the regions of one copy
+    filled the hits (README's genomes bench). Support does not rank before edit distance: a
+    fragment whose origin only one tile found lost it to loci that two tiles met by chance."""
+    band = np.floor_divide(diagonal, max(1, width))
+    keys = np.stack([target, minus.astype(np.int64), band], axis=1)
+    bands, band_of = np.unique(keys, axis=0, return_inverse=True)
+    apart = np.any(bands[1:, :2] != bands[:-1, :2], axis=1) | (bands[1:, 2] > bands[:-1, 2] + 1)
+    locus_of_band = np.cumsum(np.r_[0, apart])
+    locus = locus_of_band[band_of.ravel()]
+    held = np.unique(np.stack([locus, row], axis=1), axis=0)[:, 0]
+    return Loci(locus, np.bincount(held, minlength=int(locus_of_band[-1]) + 1))
 
 
 # the search -------------------------------------------------------------------------------------
@@ -584,6 +631,8 @@ def search(
     alignment: str = "auto",
     by_region: bool = False,
     shared: np.ndarray | None = None,
+    query_start: np.ndarray | None = None,
+    by_locus: np.ndarray | None = None,
 ) -> list[list[Hit]]:
     """The ``k`` best targets of each query, best first.
 
@@ -597,6 +646,8 @@ def search(
     region) or, ``by_region``, a stored region: a target may then appear more than once.
     Every query region shortlists ``candidates_factor * k`` units of its own, except in the
     queries that ``shared[q]`` marks, whose regions share as many (``region_budgets``).
+    The re-ranked hits of the queries that ``by_locus[q]`` marks are one per locus
+    (``pair_loci``; ``query_start[r]``: where region r starts in its strand).
     """
     query_codes = np.ascontiguousarray(query_codes, dtype=np.uint8)
     if query_codes.ndim != 2 or query_codes.shape[1] * 8 != db.code_bits:
@@ -606,6 +657,8 @@ def search(
     query_of = np.arange(len(query_codes)) if query_of is None else np.asarray(query_of)
     if rerank and (query_seqs is None or len(query_seqs) != len(query_codes)):
         raise ValueError("rerank needs one query sequence per query code")
+    if by_locus is not None and query_start is None:
+        raise ValueError("by_locus needs where each query region starts (query_start)")
     n_queries = int(query_of.max()) + 1 if len(query_of) else 0
     if n_queries == 0 or db.regions == 0:
         return [[] for _ in range(n_queries)]
@@ -629,16 +682,19 @@ def search(
     minus = np.zeros(len(query_codes), dtype=bool) if query_minus is None else query_minus
     if not rerank:
         return named([hamming_hits(db, q, c, k, minus) for q, c in enumerate(cands)], db)
-    infix = infix_rows(query_seqs, alignment, (db.manifest.get("regions") or {}).get("window"))
+    window = (db.manifest.get("regions") or {}).get("window")
+    infix = infix_rows(query_seqs, alignment, window)
     pairs = [rerank_pairs(c, int(keep)) for c, keep in zip(cands, keeps, strict=True)]
     distances = exact_distances(db, query_seqs, infix, pairs)
-    return named(
-        [
-            edit_hits(db, q, c, (p, d), k, minus, infix)
-            for q, (c, p, d) in enumerate(zip(cands, pairs, distances, strict=True))
-        ],
-        db,
-    )
+    hits = []
+    for q, (c, p, d) in enumerate(zip(cands, pairs, distances, strict=True)):
+        loci = None
+        if by_locus is not None and by_locus[q]:
+            loci = pair_loci(
+                db.target_of[p.posting], minus[p.row], p.start - query_start[p.row], p.row, window
+            )
+        hits.append(edit_hits(db, q, c, reranked(c, p, d, loci)[:k], minus, infix))
+    return named(hits, db)
 
 
 def named(hits: list[list[Hit]], db: Database) -> list[list[Hit]]:
@@ -715,17 +771,13 @@ def edit_hits(
     db: Database,
     query: int,
     cands: Candidates,
-    pairs: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-    k: int,
+    ranked: list[tuple[int, int, int, int]],
     minus: np.ndarray,
     infix: np.ndarray,
 ) -> list[Hit]:
-    """The first k candidate targets by exact edit distance of their (query row, posting)
-    ``pairs`` (Hamming and estimate of the entry that made the target a candidate; strand of
-    the query row that aligned best)."""
-    (rows, posting, unit), distance = pairs
+    """Hits of the ``reranked`` (candidate rank, query row, posting, edit distance): Hamming
+    and estimate of the entry that made the unit a candidate, strand of the query row."""
     hits = []
-    ranked = reranked(cands, rows, posting, unit, distance)[:k]
     for rank, (cand_rank, row, post, dist) in enumerate(ranked, 1):
         entry = cands.best[cand_rank]
         estimate = estimate_of(db, cands, entry)
@@ -753,15 +805,24 @@ def iter_queries(path: str | os.PathLike, cleaning: Cleaning) -> Iterator[Sequen
         yield SequenceRecord(rec.id, seq, rec.source)
 
 
+class QueryRegions(NamedTuple):
+    """The regions queries are cut into, one entry per region."""
+
+    seqs: list[str]
+    query_of: np.ndarray  # the query (record number) of each region
+    minus: np.ndarray  # whether it was cut from the reverse complement
+    start: np.ndarray  # where it starts in the strand it was cut from
+
+
 def query_regions(
     records: Sequence[SequenceRecord],
     max_len: int,
     settings: dict | None = None,
     strand: str = "plus",
     step: int | str | None = None,
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Region sequences of the queries, the query number of each region and whether it is
-    reverse-complemented.
+) -> QueryRegions:
+    """Region sequences of the queries, the query number of each region, whether it is
+    reverse-complemented and where it starts in its strand.
 
     Uses the database's own region sampling (``neurohash.data.regions``) where available;
     otherwise each query is one region, its first ``max_len`` bases. With ``strand="both"``
@@ -776,6 +837,7 @@ def query_regions(
     seqs: list[str] = []
     owner: list[int] = []
     minus: list[bool] = []
+    starts: list[int] = []
     for number, rec in enumerate(records):
         strands = ((rec.seq, False), (reverse_complement(rec.seq), True))
         for seq, reverse in strands if strand == "both" else strands[:1]:
@@ -783,7 +845,13 @@ def query_regions(
                 seqs.append(seq[start:end])
                 owner.append(number)
                 minus.append(reverse)
-    return seqs, np.asarray(owner, dtype=np.int64), np.asarray(minus, dtype=bool)
+                starts.append(start)
+    return QueryRegions(
+        seqs,
+        np.asarray(owner, dtype=np.int64),
+        np.asarray(minus, dtype=bool),
+        np.asarray(starts, dtype=np.int64),
+    )
 
 
 def region_sampler(
@@ -951,12 +1019,13 @@ def search_file(
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("searching queries", total=None)
         for chunk in chunked(iter_queries(queries, inference_cleaning(cleaning)), QUERY_CHUNK):
-            seqs, query_of, minus = query_regions(chunk, max_len, settings, strand, step)
+            seqs, query_of, minus, starts = query_regions(chunk, max_len, settings, strand, step)
             for first, end in record_batches(query_of, len(chunk), limit):
                 a, b = np.searchsorted(query_of, [first, end])
                 codes, refiner = embed_queries(
                     module, seqs[a:b], max_len, batch_size, db.has_embeddings
                 )
+                long = long_queries(chunk[first:end], settings)
                 hits = search(
                     db,
                     codes,
@@ -965,7 +1034,9 @@ def search_file(
                     query_of=query_of[a:b] - first,
                     query_minus=minus[a:b],
                     refiner=refiner,
-                    shared=None if candidates else long_queries(chunk[first:end], settings),
+                    shared=None if candidates else long,
+                    query_start=starts[a:b],
+                    by_locus=long,
                     **options,
                 )
                 ids = [rec.id for rec in chunk[first:end]]
@@ -974,10 +1045,11 @@ def search_file(
 
 
 def long_queries(records: Sequence[SequenceRecord], settings: dict | None) -> np.ndarray | None:
-    """Which queries share their candidates among their regions by default: those of two
-    region windows or more. Such a query holds several stored regions, each near a region of
-    its own, so a few candidates each find it; a read holds one or two, which only the tile
-    lying over one finds, among its own deep shortlist (``all_candidates``)."""
+    """Which queries share their candidates among their regions by default, and have one
+    re-ranked hit per locus (``pair_loci``): those of two region windows or more. Such a query
+    holds several stored regions, each near a region of its own, so a few candidates each find
+    it; a read holds one or two, which only the tile lying over one finds, among its own deep
+    shortlist (``all_candidates``)."""
     window = (settings or {}).get("window")
     if not window:
         return None
