@@ -929,6 +929,13 @@ def wins(report: dict[str, Any]) -> list[str]:
         out.append(
             f"smaller index per stored base than neurohash's codes + postings: {', '.join(smaller)}"
         )
+    whole = tools["neurohash"]["index_bytes_with_sequences"] / report["stored"]["bases"]
+    larger = [n for n, t in tools.items() if n != "neurohash" and t["bytes_per_base"] < whole]
+    if larger:
+        out.append(
+            f"smaller per stored base than neurohash's codes, postings and the sequence store "
+            f"that --rerank reads ({whole:.3f} bytes/base): {', '.join(larger)}"
+        )
     return out
 
 

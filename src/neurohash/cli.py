@@ -352,7 +352,8 @@ def add_search(subparsers: argparse._SubParsersAction) -> None:
         "--by-region",
         action="store_true",
         help="hits are stored regions (a genome may be hit more than once, at different "
-        "places) instead of stored sequences (each at its best region)",
+        "places; a query of two region windows or more: once per locus) instead of stored "
+        "sequences (each at its best region)",
     )
     parser.add_argument(
         "--strand",
