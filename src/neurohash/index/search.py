@@ -124,8 +124,8 @@ class Entries:
     def ranked(self, chosen: np.ndarray, score: np.ndarray) -> Candidates:
         """These entries, with the units of the ``chosen`` ones as the candidate units, ranked by
         their best entry's ``score`` (``rank_units``)."""
-        best = rank_units(self.unit, self.start, self.posting, score)
-        best = best[np.isin(self.unit[best], self.unit[chosen])]
+        (kept,) = np.nonzero(np.isin(self.unit, self.unit[chosen]))
+        best = kept[rank_units(self.unit[kept], self.start[kept], self.posting[kept], score[kept])]
         return Candidates(self.posting, self.hamming, self.row, self.unit, self.start, best)
 
 
@@ -260,12 +260,12 @@ class UnitRanks:
 
 def unit_ranks(entries: Entries, score: np.ndarray, rows: np.ndarray) -> UnitRanks:
     """Rank the units of each query region (``rows``: the query's region rows, ascending) by
-    their best entry: least ``score``, then unit, region start and posting row, as
-    ``rank_units`` ranks them for the whole query."""
+    their best entry: least ``score``, then unit, as ``rank_units`` ranks them for the whole
+    query (its region start and posting row only choose which of a unit's entries is best)."""
     local = np.searchsorted(rows, entries.row)
     if not len(local):
         return UnitRanks(local, local.copy(), score)
-    order = np.lexsort((entries.posting, entries.start, entries.unit, score, local))
+    order = np.lexsort((entries.unit, score, local))
     pair = local[order] * (int(entries.unit.max(initial=0)) + 1) + entries.unit[order]
     _, first, pair_of = np.unique(pair, return_index=True, return_inverse=True)
     is_first = np.zeros(len(order), dtype=np.int64)
