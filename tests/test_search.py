@@ -37,12 +37,14 @@ from neurohash.index.search import (
     embed_queries,
     infix_rows,
     long_queries,
+    ordered,
     pair_distances,
     pair_loci,
     query_regions,
     record_batches,
     region_budgets,
     reranked,
+    score_levels,
     search,
     tile_step,
 )
@@ -184,6 +186,20 @@ def test_a_long_querys_hits_are_one_per_locus() -> None:
     diagonal = start - query_start[row]
     loci = pair_loci(target[posting], np.array([False, True, False])[row], diagonal, row, 100)
     assert loci.of[1] == loci.of[3] != loci.of[2] and loci.support.tolist() == [2, 1, 1, 1]
+
+
+def test_ordered_sorts_as_the_lexsort_does() -> None:
+    """Region ranks sort one int64 key made of (region, unit, score level); keys too wide for
+    one take the lexsort. Float scores become dense integer levels in the same order."""
+    rng = np.random.default_rng(0)
+    keys = [rng.integers(0, 5, 1000), rng.integers(0, 300, 1000), rng.integers(0, 7, 1000)]
+    rows = np.stack(keys)
+    assert np.array_equal(rows[:, ordered(*keys)], rows[:, np.lexsort(keys[::-1])])
+    wide = [rng.integers(0, 2**40, 100), rng.integers(0, 2**40, 100)]
+    assert np.array_equal(ordered(*wide), np.lexsort(wide[::-1]))
+    score = np.array([0.5, 2.25, 0.5, 1.0])
+    assert score_levels(score).tolist() == [0, 2, 0, 1]
+    assert score_levels(np.array([3, 5, 3])).tolist() == [0, 2, 0]
 
 
 def test_more_hits_than_targets_returns_all_targets(synthetic_db: tuple[Database, dict]) -> None:
