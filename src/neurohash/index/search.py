@@ -714,7 +714,11 @@ def search(
         loci = None
         if by_locus is not None and by_locus[q]:
             loci = pair_loci(
-                db.target_of[p.posting], minus[p.row], p.start - query_start[p.row], p.row, window
+                db.target_of[p.posting],
+                minus[p.row],
+                p.start - query_start[p.row],
+                p.row,
+                int(window or 1),
             )
         hits.append(edit_hits(db, q, c, reranked(c, p, d, loci)[:k], minus, infix))
     return named(hits, db)
