@@ -565,12 +565,10 @@ def reranked(
     rank_of = {int(u): i for i, u in enumerate(cands.unit[cands.best])}
     ranks = [rank_of[u] for u in pairs.unit.tolist()]
     group = ranks if loci is None else loci.of.tolist()
-    support = np.zeros(len(ranks), np.int64) if loci is None else loci.support[loci.of]
+    support = [0] * len(ranks) if loci is None else loci.support[loci.of].tolist()
     best: dict[int, tuple[int, int, int, int, int]] = {}
-    aligned = zip(
-        group, pairs.row.tolist(), pairs.posting.tolist(), distance.tolist(), ranks, strict=True
-    )
-    for (g, row, post, dist, rank), held in zip(aligned, support.tolist(), strict=True):
+    columns = (pairs.row.tolist(), pairs.posting.tolist(), distance.tolist(), ranks, support)
+    for g, row, post, dist, rank, held in zip(group, *columns, strict=True):
         if g not in best or (dist, rank) < (best[g][3], best[g][0]):
             best[g] = (rank, row, post, dist, held)
     ranked, seen = [], set()
